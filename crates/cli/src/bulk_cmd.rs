@@ -1,0 +1,492 @@
+//! `sever bulk`: revoke many people under one incident id (issue 7).
+//!
+//! `bulk revoke --csv users.csv` streams the file into a durable bulk job
+//! (bad rows reported with their line numbers), checks it against policy
+//! (the action `bulk_revoke`: above `--approval-threshold` people it waits
+//! for `sever bulk approve`), then runs it with a progress bar (plain lines
+//! when stderr is not a terminal). `bulk resume` picks up every unfinished
+//! job after a crash: the rest of the input, then every person not yet done.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use sever_core::bulk::{
+    self, BulkError, BulkJob, BulkJobId, BulkProgress, BulkRunner, BulkSettings, BulkState, UserCsv,
+};
+use sever_core::{Channel, Reason, TenantId};
+
+use crate::{app::App, output, CliError};
+
+/// More people than this need approval unless `--approval-threshold` says otherwise.
+pub const DEFAULT_APPROVAL_THRESHOLD: u64 = 1000;
+
+#[derive(Subcommand)]
+pub enum BulkCommand {
+    /// Revoke every session of every person in a CSV file (a column
+    /// UserPrincipalName, email or username).
+    Revoke {
+        /// The CSV file (streamed; any size).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Why (stored with every request).
+        #[arg(long)]
+        reason: String,
+        /// The incident this job belongs to (default: one made up from the job id).
+        #[arg(long, default_value = "")]
+        incident: String,
+        /// Comma-separated connector names (default: every enabled connector).
+        #[arg(long, value_delimiter = ',')]
+        targets: Option<Vec<String>>,
+        /// Write one row per person with the outcome in every connector.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Resume every unfinished bulk job (or just JOB) after a crash or restart.
+    Resume {
+        job: Option<String>,
+        #[arg(long)]
+        export: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Approve a job held for approval, and run it.
+    Approve {
+        job: String,
+        #[arg(long)]
+        export: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Show a job's counts.
+    Status {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a job's per-person results as CSV.
+    Export {
+        job: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List bulk jobs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// People in flight at once (each provider is still paced to its own limit).
+    #[arg(long, default_value_t = 64, env = "SEVER_BULK_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Jobs with more people than this wait for `sever bulk approve`.
+    #[arg(long, default_value_t = DEFAULT_APPROVAL_THRESHOLD, env = "SEVER_BULK_APPROVAL_THRESHOLD")]
+    pub approval_threshold: u64,
+    /// Accounts never revoked in bulk (`*` wildcards); repeat or comma-separate.
+    #[arg(long, value_delimiter = ',', env = "SEVER_BULK_PROTECTED")]
+    pub protect: Vec<String>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub no_progress_bar: bool,
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+impl From<BulkError> for CliError {
+    fn from(e: BulkError) -> Self {
+        match e {
+            BulkError::Csv(_) | BulkError::Invalid(_) | BulkError::NotFound(_) => usage(e),
+            BulkError::Engine(e) => e.into(),
+            _ => CliError::Runtime(e.to_string()),
+        }
+    }
+}
+
+/// The engine of a bulk run: the app's connectors, with a request deadline
+/// long enough for a person's calls to wait their turn in each provider's
+/// budget (an urgent single revocation keeps the configured one).
+fn bulk_engine(app: &App) -> std::sync::Arc<sever_core::Engine> {
+    let mut settings = *app.engine.settings();
+    settings.request_deadline = settings.request_deadline.max(BULK_REQUEST_DEADLINE);
+    let mut engine = sever_core::Engine::new(
+        app.store.clone(),
+        std::sync::Arc::new(sever_core::SystemClock),
+        settings,
+    );
+    for (c, enabled) in app.engine.connectors() {
+        engine = engine.with_connector(c.clone(), enabled);
+    }
+    std::sync::Arc::new(engine)
+}
+
+/// How long one person's request of a bulk job may take, paced waits included.
+const BULK_REQUEST_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+fn runner(app: &App, run: &RunArgs) -> BulkRunner {
+    BulkRunner::new(
+        bulk_engine(app),
+        app.db.clone(),
+        BulkSettings {
+            concurrency: run.concurrency.max(1),
+            protected: run.protect.clone(),
+        },
+    )
+}
+
+pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> {
+    match command {
+        BulkCommand::Revoke {
+            csv,
+            reason,
+            incident,
+            targets,
+            export,
+            yes,
+            run,
+        } => {
+            let reason = Reason::parse(&reason).map_err(usage)?;
+            let file = std::fs::File::open(&csv)
+                .map_err(|e| usage(format!("cannot open {}: {e}", csv.display())))?;
+            let rows =
+                UserCsv::new(std::io::BufReader::with_capacity(1 << 16, file)).map_err(usage)?;
+            let plan = app.engine.plan(targets.as_deref())?;
+            if !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                let names: Vec<_> = plan.iter().map(|(n, _)| n.as_str()).collect();
+                eprint!(
+                    "Revoke every session of every person in {} in {}? [y/N] ",
+                    csv.display(),
+                    names.join(", ")
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).ok();
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("Cancelled; nothing was revoked.");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let r = runner(app, &run);
+            let path = std::fs::canonicalize(&csv).unwrap_or(csv.clone());
+            let job = r
+                .create(bulk::NewBulkJob {
+                    tenant_id: TenantId::DEFAULT,
+                    incident_id: incident,
+                    reason,
+                    channel: Channel::Cli,
+                    requested_by: format!("cli:{}", crate::os_user()),
+                    targets,
+                    source: format!("csv:{}", path.display()),
+                })
+                .await?;
+            eprintln!(
+                "Bulk job {} (incident {}): reading {}",
+                job.id,
+                job.incident_id,
+                csv.display()
+            );
+            ingest(&r, &job, rows).await?;
+            drive(&r, job.id, &run, export.as_deref()).await
+        }
+        BulkCommand::Resume { job, export, run } => {
+            let r = runner(app, &run);
+            let jobs = match job {
+                Some(j) => vec![r.job(BulkJobId::parse(&j).map_err(usage)?).await?],
+                None => r.store().list_bulk_jobs(true).await.map_err(rt)?,
+            };
+            let mut code = ExitCode::SUCCESS;
+            let mut any = false;
+            for job in jobs.into_iter().rev() {
+                if job.state == BulkState::PendingApproval {
+                    eprintln!(
+                        "Bulk job {} waits for approval: sever bulk approve {}",
+                        job.id, job.id
+                    );
+                    continue;
+                }
+                any = true;
+                eprintln!(
+                    "Resuming bulk job {} (incident {})",
+                    job.id, job.incident_id
+                );
+                if !job.input_done {
+                    resume_input(&r, &job).await?;
+                }
+                let c = drive(&r, job.id, &run, export.as_deref()).await?;
+                if c != ExitCode::SUCCESS {
+                    code = c;
+                }
+            }
+            if !any {
+                eprintln!("No bulk job to resume.");
+            }
+            Ok(code)
+        }
+        BulkCommand::Approve { job, export, run } => {
+            let r = runner(app, &run);
+            let job = r.job(BulkJobId::parse(&job).map_err(usage)?).await?;
+            if job.state != BulkState::PendingApproval {
+                return Err(usage(format!(
+                    "bulk job {} is {}, not pending approval",
+                    job.id,
+                    job.state.as_str()
+                )));
+            }
+            // TODO(policy wiring): approval by a second person, recorded in
+            // the audit trail, once the CLI has the policy engine's approvals.
+            r.store()
+                .set_bulk_state(job.id, BulkState::Running, chrono::Utc::now())
+                .await
+                .map_err(rt)?;
+            eprintln!("Bulk job {} approved by cli:{}", job.id, crate::os_user());
+            let run = RunArgs {
+                approval_threshold: u64::MAX,
+                ..run
+            };
+            drive(&r, job.id, &run, export.as_deref()).await
+        }
+        BulkCommand::Status { job, json } => {
+            let r = runner(app, &RunArgs::default_args());
+            let job = r.job(BulkJobId::parse(&job).map_err(usage)?).await?;
+            let counts = r.count(job.id).await?;
+            if json {
+                output::print_json(&serde_json::json!({"job": job, "progress": counts}));
+            } else {
+                print_job(&job, &counts);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BulkCommand::Export { job, out } => {
+            let r = runner(app, &RunArgs::default_args());
+            let id = BulkJobId::parse(&job).map_err(usage)?;
+            export_to(&r, id, &out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BulkCommand::List { json } => {
+            let jobs = app.db.list_bulk_jobs(false).await.map_err(rt)?;
+            if json {
+                output::print_json(&jobs);
+            } else {
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.to_string(),
+                            j.incident_id.clone(),
+                            j.state.as_str().into(),
+                            j.rows.to_string(),
+                            j.invalid.to_string(),
+                            j.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(
+                        &["JOB", "INCIDENT", "STATE", "ROWS", "INVALID", "CREATED"],
+                        &rows
+                    )
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl RunArgs {
+    fn default_args() -> Self {
+        RunArgs {
+            concurrency: 64,
+            approval_threshold: DEFAULT_APPROVAL_THRESHOLD,
+            protect: vec![],
+            no_progress_bar: true,
+        }
+    }
+}
+
+fn rt(e: impl std::fmt::Display) -> CliError {
+    CliError::Runtime(e.to_string())
+}
+
+fn print_job(job: &BulkJob, p: &BulkProgress) {
+    println!(
+        "Bulk job {}  incident {}  {}\n  rows {}  completed {}  failed {}  skipped {}  invalid {}  remaining {}",
+        job.id,
+        job.incident_id,
+        job.state.as_str(),
+        p.total,
+        p.completed,
+        p.failed,
+        p.skipped,
+        p.invalid,
+        p.total.saturating_sub(p.done())
+    );
+}
+
+/// Store the input, reporting bad rows with their line numbers.
+async fn ingest<R: std::io::Read>(
+    r: &BulkRunner,
+    job: &BulkJob,
+    rows: UserCsv<R>,
+) -> Result<bulk::IngestReport, CliError> {
+    let mut shown = 0u32;
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let report = bulk::ingest(
+        r.store().as_ref(),
+        job.id,
+        rows,
+        |bad| {
+            shown += 1;
+            if shown <= 100 {
+                eprintln!(
+                    "line {}: skipped: {}{}",
+                    bad.line,
+                    bad.note.as_deref().unwrap_or("invalid"),
+                    if bad.username.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({:?})", bad.username)
+                    }
+                );
+            } else if shown == 101 {
+                eprintln!("(more bad rows: see the export)");
+            }
+        },
+        |p| {
+            if last.elapsed() >= Duration::from_secs(2) {
+                last = Instant::now();
+                eprintln!("  read {} rows ({} invalid)", p.rows, p.invalid);
+            }
+        },
+    )
+    .await?;
+    eprintln!(
+        "Read {} rows in {:.1}s: {} people, {} invalid",
+        report.rows,
+        started.elapsed().as_secs_f64(),
+        report.valid,
+        report.invalid
+    );
+    Ok(report)
+}
+
+/// A crash came while reading the input: read the rest of it.
+async fn resume_input(r: &BulkRunner, job: &BulkJob) -> Result<(), CliError> {
+    let Some(path) = job.source.strip_prefix("csv:") else {
+        return Err(CliError::Runtime(format!(
+            "bulk job {} stopped while reading its input ({}), which cannot be read again",
+            job.id, job.source
+        )));
+    };
+    let file = std::fs::File::open(path)
+        .map_err(|e| rt(format!("cannot reopen {path} to finish reading it: {e}")))?;
+    let mut rows = UserCsv::new(std::io::BufReader::with_capacity(1 << 16, file)).map_err(usage)?;
+    rows.skip_rows(job.rows).map_err(usage)?;
+    ingest(r, job, rows).await?;
+    Ok(())
+}
+
+/// The one place the CLI decides whether a bulk job may run now.
+///
+/// POLICY HOOK (issue 5 wiring): this is where
+/// `sever_core::policy::authorize` with action `bulk_revoke` belongs once
+/// the CLI's revoke path calls the policy engine; until then the default
+/// rule applies: more people than `threshold` wait for approval.
+fn authorize_bulk(job: &BulkJob, threshold: u64) -> bool {
+    job.rows.saturating_sub(job.invalid) <= threshold
+}
+
+async fn drive(
+    r: &BulkRunner,
+    id: BulkJobId,
+    run: &RunArgs,
+    export: Option<&Path>,
+) -> Result<ExitCode, CliError> {
+    let job = r.job(id).await?;
+    if job.state == BulkState::Ingesting && !authorize_bulk(&job, run.approval_threshold) {
+        r.store()
+            .set_bulk_state(id, BulkState::PendingApproval, chrono::Utc::now())
+            .await
+            .map_err(rt)?;
+        eprintln!(
+            "Bulk job {id} names {} people, more than {} without approval: nothing was revoked.\n\
+             Approve it with: sever bulk approve {id}",
+            job.rows - job.invalid,
+            run.approval_threshold
+        );
+        return Ok(ExitCode::from(3));
+    }
+    let total = job.rows;
+    let started = Instant::now();
+    let bar = (!run.no_progress_bar && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} people  {msg}  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut last = Instant::now();
+    let progress = r
+        .run(id, |p| {
+            let msg = format!(
+                "ok {}  failed {}  skipped {}  invalid {}",
+                p.completed, p.failed, p.skipped, p.invalid
+            );
+            if let Some(b) = &bar {
+                b.set_position(p.done());
+                b.set_message(msg);
+            } else if last.elapsed() >= Duration::from_secs(2) || p.done() == p.total {
+                last = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                let rate = p.done() as f64 / secs.max(0.001);
+                let eta = p.total.saturating_sub(p.done()) as f64 / rate.max(0.001);
+                eprintln!(
+                    "  {}/{} people  {msg}  {rate:.0}/s  ETA {eta:.0}s",
+                    p.done(),
+                    p.total
+                );
+            }
+        })
+        .await?;
+    if let Some(b) = bar {
+        b.finish();
+    }
+    eprintln!(
+        "Bulk job {id} done in {:.1}s: {} completed, {} failed, {} skipped, {} invalid",
+        started.elapsed().as_secs_f64(),
+        progress.completed,
+        progress.failed,
+        progress.skipped,
+        progress.invalid
+    );
+    if let Some(path) = export {
+        export_to(r, id, path).await?;
+    }
+    Ok(if progress.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn export_to(r: &BulkRunner, id: BulkJobId, path: &Path) -> Result<(), CliError> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
+    let n = r.export_csv(id, std::io::BufWriter::new(file)).await?;
+    eprintln!("Wrote {n} rows to {}", path.display());
+    Ok(())
+}

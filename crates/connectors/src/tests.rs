@@ -1,0 +1,913 @@
+//! The connectors against the real simulators over HTTP: every provider's
+//! success, not-found, refusal, bad credential, throttling, server error,
+//! timeout and exhaustion paths, plus each provider's quirks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sever_core::{
+    AccessToken, Attempt, CallContext, Connector, ErrorClass, Failure, Lookup, Outcome,
+    RetryPolicy, Step, TokenCache, Username,
+};
+use sever_sim::{demo, Directory, Fault, FaultKind, Provider, SimHandle, SimOptions, Sims};
+
+use crate::{build, ConnectorConfig, HttpClient, MemoryTokenCache};
+
+const ALICE: &str = "alice@example.com";
+const NOBODY: &str = "nobody@example.com";
+
+struct Env {
+    sims: Sims,
+    sim: SimHandle,
+    http: HttpClient,
+    cache: Arc<MemoryTokenCache>,
+}
+
+async fn env_with(opts: SimOptions) -> Env {
+    let sims = Sims::start(Directory::demo(), opts).await.unwrap();
+    Env {
+        sim: sims.handle(),
+        sims,
+        http: HttpClient::new().unwrap(),
+        cache: Arc::new(MemoryTokenCache::new()),
+    }
+}
+
+async fn env() -> Env {
+    env_with(SimOptions::default()).await
+}
+
+fn policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        attempt_timeout: Duration::from_millis(300),
+    }
+}
+
+fn cx() -> CallContext {
+    CallContext::new(Instant::now() + Duration::from_secs(10), policy(3))
+}
+
+/// The configuration of `p` pointing at the simulator, with the demo credentials.
+fn config(env: &Env, p: Provider) -> Value {
+    let base = env.sims.base_url(p);
+    match p {
+        Provider::Okta => {
+            json!({"provider": "okta", "base_url": base, "api_token": demo::OKTA_API_TOKEN})
+        }
+        Provider::Entra => json!({
+            "provider": "entra", "base_url": format!("{base}/v1.0"),
+            "token_url": format!("{base}/{}/oauth2/v2.0/token", demo::ENTRA_TENANT_ID),
+            "tenant_id": demo::ENTRA_TENANT_ID, "client_id": demo::ENTRA_CLIENT_ID,
+            "client_secret": demo::ENTRA_CLIENT_SECRET,
+        }),
+        Provider::Google => json!({
+            "provider": "google_workspace", "base_url": base, "token_url": format!("{base}/token"),
+            "service_account_json": demo::GOOGLE_SERVICE_ACCOUNT_JSON,
+            "admin_subject": demo::GOOGLE_ADMIN_SUBJECT,
+        }),
+        Provider::Slack => {
+            json!({"provider": "slack_enterprise", "base_url": format!("{base}/api"), "token": demo::SLACK_USER_TOKEN})
+        }
+        Provider::Miro => json!({"provider": "miro", "base_url": base, "token": demo::MIRO_TOKEN}),
+    }
+}
+
+/// The same configuration with a wrong credential.
+fn bad_credential(env: &Env, p: Provider, canary: &str) -> Value {
+    let mut v = config(env, p);
+    match p {
+        Provider::Okta => v["api_token"] = json!(canary),
+        Provider::Entra => v["client_secret"] = json!(canary),
+        Provider::Google => {
+            // A well-formed key the service account does not hold.
+            let mut key: Value = serde_json::from_str(demo::GOOGLE_SERVICE_ACCOUNT_JSON).unwrap();
+            key["private_key"] = json!(demo::OKTA_PRIVATE_KEY_PEM);
+            key["canary"] = json!(canary);
+            v["service_account_json"] = json!(key.to_string());
+        }
+        Provider::Slack | Provider::Miro => v["token"] = json!(format!("xoxp-{canary}")),
+    }
+    v
+}
+
+fn parse(v: Value) -> ConnectorConfig {
+    serde_json::from_value(v).unwrap()
+}
+
+fn connector(env: &Env, v: Value) -> Arc<dyn Connector> {
+    build(&parse(v), &env.http, env.cache.clone()).unwrap()
+}
+
+/// Lookup, then revoke, as the engine does.
+async fn run(c: &dyn Connector, cx: &CallContext, user: &str) -> Outcome {
+    let user = Username::parse(user).unwrap();
+    match c.lookup(cx, &user).await {
+        Ok(Lookup::Settled(o)) => o,
+        Ok(Lookup::Found(s)) => c.revoke(cx, &s).await.unwrap_or_else(Outcome::Failed),
+        Err(f) => Outcome::Failed(f),
+    }
+}
+
+fn failure(o: Outcome) -> Failure {
+    match o {
+        Outcome::Failed(f) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn of_step(cx: &CallContext, step: Step) -> Vec<Attempt> {
+    cx.attempts()
+        .into_iter()
+        .filter(|a| a.step == step)
+        .collect()
+}
+
+fn statuses(cx: &CallContext, step: Step) -> Vec<Option<u16>> {
+    of_step(cx, step).iter().map(|a| a.http_status).collect()
+}
+
+fn token_calls(sim: &SimHandle, p: Provider) -> usize {
+    sim.calls_to(p)
+        .iter()
+        .filter(|c| c.step == sever_sim::Step::Token)
+        .count()
+}
+
+const ALL: [Provider; 5] = Provider::ALL;
+
+fn ok_status(p: Provider) -> u16 {
+    match p {
+        Provider::Okta | Provider::Google => 204,
+        _ => 200,
+    }
+}
+
+// ---- the matrix: every scenario for every provider ----
+
+#[tokio::test]
+async fn every_connector_revokes_a_known_user_and_records_its_attempts() {
+    let env = env().await;
+    for p in ALL {
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked, "{p}");
+        let revoke = of_step(&cx, Step::Revoke);
+        assert_eq!(revoke.len(), 1, "{p}");
+        assert_eq!(revoke[0].http_status, Some(ok_status(p)), "{p}");
+        assert_eq!(revoke[0].error_class, None, "{p}");
+        assert_eq!(revoke[0].number, 1, "{p}");
+        assert!(env.sim.revoked(p).contains(&ALICE.to_string()), "{p}");
+        assert!(!of_step(&cx, Step::Lookup).is_empty(), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn every_connector_reports_an_unknown_user_as_not_found() {
+    let env = env().await;
+    for p in ALL {
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(
+            run(c.as_ref(), &cx, NOBODY).await,
+            Outcome::UserNotFound,
+            "{p}"
+        );
+        assert!(cx.attempts().iter().all(|a| a.error_class.is_none()), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn every_connector_reports_a_refusal_as_forbidden_without_retrying() {
+    let env = env().await;
+    for p in ALL {
+        env.sim.set_fault(
+            p,
+            ALICE,
+            Fault::new(FaultKind::Status(403), sever_sim::Step::Revoke),
+        );
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        let f = failure(run(c.as_ref(), &cx, ALICE).await);
+        assert_eq!(f.class, ErrorClass::Forbidden, "{p}: {f:?}");
+        assert_eq!(f.attempts, 1, "{p}");
+        assert!(f.provider_code.is_some(), "{p}: {f:?}");
+        assert!(!f.message.is_empty() && !f.message.contains('\n'), "{p}");
+        assert_eq!(of_step(&cx, Step::Revoke).len(), 1, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn every_connector_reports_a_wrong_credential_as_unauthorized_and_never_echoes_it() {
+    let env = env().await;
+    for p in ALL {
+        let canary = "CANARY0sekret0value0123456789";
+        let cfg = parse(bad_credential(&env, p, canary));
+        assert!(
+            !format!("{cfg:?}").contains(canary),
+            "{p}: Debug shows the secret"
+        );
+        let c = build(&cfg, &env.http, env.cache.clone()).unwrap();
+        let cx = cx();
+        let o = run(c.as_ref(), &cx, ALICE).await;
+        assert!(!format!("{o:?}").contains(canary), "{p}");
+        let f = failure(o);
+        assert_eq!(f.class, ErrorClass::Unauthorized, "{p}: {f:?}");
+        assert!(!f.message.contains(canary));
+        assert!(!format!("{:?}", cx.attempts()).contains(canary));
+    }
+}
+
+#[tokio::test]
+async fn every_connector_waits_out_a_429_and_then_succeeds() {
+    let env = env().await;
+    for p in ALL {
+        let fault = FaultKind::RateLimited {
+            retry_after_secs: 1,
+            http_date: false,
+        };
+        env.sim
+            .set_fault(p, ALICE, Fault::first(fault, sever_sim::Step::Revoke, 1));
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked, "{p}");
+        let revoke = of_step(&cx, Step::Revoke);
+        assert_eq!(
+            statuses(&cx, Step::Revoke),
+            [Some(429), Some(ok_status(p))],
+            "{p}"
+        );
+        assert_eq!(revoke[0].error_class, Some(ErrorClass::RateLimited), "{p}");
+        assert_eq!((revoke[0].number, revoke[1].number), (1, 2));
+        let waited = revoke[1].started_at - revoke[0].started_at;
+        assert!(
+            waited.num_milliseconds() >= 900,
+            "{p}: retried after {waited}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_connector_retries_a_server_error() {
+    let env = env().await;
+    for p in ALL {
+        env.sim.set_fault(
+            p,
+            ALICE,
+            Fault::first(FaultKind::Status(503), sever_sim::Step::Revoke, 1),
+        );
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked, "{p}");
+        assert_eq!(
+            statuses(&cx, Step::Revoke),
+            [Some(503), Some(ok_status(p))],
+            "{p}"
+        );
+        assert_eq!(
+            of_step(&cx, Step::Revoke)[0].error_class,
+            Some(ErrorClass::ProviderError)
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_connector_times_out_a_slow_provider_per_attempt() {
+    let env = env().await;
+    for p in ALL {
+        env.sim.set_fault(
+            p,
+            ALICE,
+            Fault::new(
+                FaultKind::Slow(Duration::from_millis(700)),
+                sever_sim::Step::Revoke,
+            ),
+        );
+        let c = connector(&env, config(&env, p));
+        let cx = CallContext::new(Instant::now() + Duration::from_secs(10), policy(2));
+        let t0 = Instant::now();
+        let f = failure(run(c.as_ref(), &cx, ALICE).await);
+        assert_eq!(f.class, ErrorClass::Timeout, "{p}: {f:?}");
+        assert_eq!(f.attempts, 2, "{p}");
+        assert!(t0.elapsed() < Duration::from_millis(1400), "{p}");
+        let revoke = of_step(&cx, Step::Revoke);
+        assert!(revoke
+            .iter()
+            .all(|a| a.error_class == Some(ErrorClass::Timeout) && a.http_status.is_none()));
+        assert!(
+            revoke.iter().all(|a| (290..600).contains(&a.duration_ms)),
+            "{revoke:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_connector_gives_up_after_max_attempts_of_server_errors() {
+    let env = env().await;
+    for p in ALL {
+        env.sim.set_fault(
+            p,
+            ALICE,
+            Fault::new(FaultKind::Status(503), sever_sim::Step::Revoke),
+        );
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        let f = failure(run(c.as_ref(), &cx, ALICE).await);
+        assert_eq!(f.class, ErrorClass::ProviderError, "{p}: {f:?}");
+        assert_eq!(f.attempts, 3, "{p}");
+        assert_eq!(f.http_status, Some(503));
+        assert!(
+            f.message.contains("gave up after 3 attempts"),
+            "{}",
+            f.message
+        );
+        assert_eq!(statuses(&cx, Step::Revoke), [Some(503); 3], "{p}");
+        let numbers: Vec<u32> = of_step(&cx, Step::Revoke)
+            .iter()
+            .map(|a| a.number)
+            .collect();
+        assert_eq!(numbers, [1, 2, 3]);
+    }
+}
+
+#[tokio::test]
+async fn every_connector_passes_its_own_test_with_the_demo_credentials() {
+    let env = env().await;
+    for p in ALL {
+        let c = connector(&env, config(&env, p));
+        let report = c.test(&cx()).await;
+        assert!(report.ok(), "{p}: {report:?}");
+        assert!(report.checks.len() >= 2, "{p}: {report:?}");
+    }
+}
+
+// ---- transport behaviour ----
+
+#[tokio::test]
+async fn a_dropped_connection_is_a_network_error_that_is_retried() {
+    let env = env().await;
+    env.sim.set_fault(
+        Provider::Slack,
+        ALICE,
+        Fault::first(FaultKind::Drop, sever_sim::Step::Revoke, 1),
+    );
+    let c = connector(&env, config(&env, Provider::Slack));
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    let revoke = of_step(&cx, Step::Revoke);
+    assert_eq!(revoke[0].error_class, Some(ErrorClass::Network));
+    assert_eq!(revoke[1].http_status, Some(200));
+}
+
+#[tokio::test]
+async fn a_retry_after_http_date_is_honoured() {
+    let env = env().await;
+    let fault = FaultKind::RateLimited {
+        retry_after_secs: 1,
+        http_date: true,
+    };
+    env.sim.set_fault(
+        Provider::Entra,
+        ALICE,
+        Fault::first(fault, sever_sim::Step::Revoke, 1),
+    );
+    let c = connector(&env, config(&env, Provider::Entra));
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    let revoke = of_step(&cx, Step::Revoke);
+    assert_eq!(statuses(&cx, Step::Revoke), [Some(429), Some(200)]);
+    assert!((revoke[1].started_at - revoke[0].started_at).num_milliseconds() >= 500);
+}
+
+#[tokio::test]
+async fn a_wait_that_would_pass_the_deadline_fails_at_once_as_rate_limited() {
+    let env = env().await;
+    let fault = FaultKind::RateLimited {
+        retry_after_secs: 30,
+        http_date: false,
+    };
+    env.sim.set_fault(
+        Provider::Slack,
+        ALICE,
+        Fault::new(fault, sever_sim::Step::Revoke),
+    );
+    let c = connector(&env, config(&env, Provider::Slack));
+    let cx = CallContext::new(Instant::now() + Duration::from_secs(3), policy(3));
+    let t0 = Instant::now();
+    let f = failure(run(c.as_ref(), &cx, ALICE).await);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(f.class, ErrorClass::RateLimited);
+    assert_eq!(f.attempts, 1);
+    assert!(f.message.contains("deadline"), "{}", f.message);
+}
+
+// ---- Okta ----
+
+#[tokio::test]
+async fn okta_revokes_oauth_tokens_when_asked_and_says_so_in_the_query() {
+    let env = env().await;
+    let mut v = config(&env, Provider::Okta);
+    v["oauth_tokens"] = json!(true);
+    let c = connector(&env, v);
+    assert_eq!(run(c.as_ref(), &cx(), ALICE).await, Outcome::TokensRevoked);
+    let calls = env.sim.calls_to(Provider::Okta);
+    let del = calls.iter().find(|c| c.method == "DELETE").unwrap();
+    assert!(del.path.starts_with("/api/v1/users/00u") && del.path.ends_with("/sessions"));
+    assert_eq!(
+        del.query.as_deref(),
+        Some("oauthTokens=true&forgetDevices=false")
+    );
+    let get = calls.iter().find(|c| c.method == "GET").unwrap();
+    assert_eq!(get.path, "/api/v1/users/alice%40example.com");
+    assert_eq!(get.auth_scheme.as_deref(), Some("SSWS"));
+}
+
+#[tokio::test]
+async fn okta_service_app_signs_a_client_assertion_and_uses_the_bearer_token() {
+    let env = env().await;
+    let base = env.sims.base_url(Provider::Okta);
+    let c = connector(
+        &env,
+        json!({"provider": "okta", "base_url": base, "client_id": demo::OKTA_CLIENT_ID,
+               "private_key": demo::OKTA_PRIVATE_KEY_PEM, "key_id": demo::OKTA_KEY_ID}),
+    );
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    assert_eq!(statuses(&cx, Step::Token), [Some(200)]);
+    let calls = env.sim.calls_to(Provider::Okta);
+    assert!(calls
+        .iter()
+        .skip(1)
+        .all(|c| c.auth_scheme.as_deref() == Some("Bearer")));
+    let report = c.test(&cx).await;
+    assert!(report.ok(), "{report:?}");
+}
+
+#[tokio::test]
+async fn okta_rate_limits_are_waited_out_from_the_reset_header() {
+    let env = env().await;
+    let fault = FaultKind::RateLimited {
+        retry_after_secs: 1,
+        http_date: false,
+    };
+    env.sim.set_fault(
+        Provider::Okta,
+        ALICE,
+        Fault::first(fault, sever_sim::Step::Lookup, 1),
+    );
+    let c = connector(&env, config(&env, Provider::Okta));
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    let lookup = of_step(&cx, Step::Lookup);
+    assert_eq!(lookup[0].provider_code.as_deref(), Some("E0000047"));
+    assert!(lookup[0].provider_request_id.is_some());
+    assert!((lookup[1].started_at - lookup[0].started_at).num_milliseconds() >= 500);
+}
+
+// ---- Entra ----
+
+#[tokio::test]
+async fn entra_settles_guests_as_not_applicable_and_encodes_ext_upns() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    for user in [
+        "dave_partner.com#EXT#@example.onmicrosoft.com",
+        "dave@partner.com",
+    ] {
+        match run(c.as_ref(), &cx(), user).await {
+            Outcome::NotApplicable { message } => assert!(message.contains("home tenant")),
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    let q = env
+        .sim
+        .calls_to(Provider::Entra)
+        .into_iter()
+        .filter_map(|c| c.query)
+        .find(|q| q.contains("EXT"))
+        .unwrap();
+    assert!(
+        q.contains("dave_partner.com%23EXT%23%40example.onmicrosoft.com"),
+        "{q}"
+    );
+    assert!(q.starts_with("$filter=userPrincipalName%20eq%20%27"), "{q}");
+    assert!(
+        q.ends_with("&$select=id,userPrincipalName,mail,userType,accountEnabled"),
+        "{q}"
+    );
+    assert!(env.sim.revoked(Provider::Entra).is_empty());
+}
+
+#[tokio::test]
+async fn entra_doubles_quotes_inside_the_filter_literal() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    assert_eq!(
+        run(c.as_ref(), &cx(), "o'neil@example.com").await,
+        Outcome::Revoked
+    );
+    let q = env
+        .sim
+        .calls_to(Provider::Entra)
+        .into_iter()
+        .filter_map(|c| c.query)
+        .find(|q| q.contains("filter"))
+        .unwrap();
+    assert!(q.contains("%27o%27%27neil%40example.com%27"), "{q}");
+}
+
+#[tokio::test]
+async fn entra_refuses_to_guess_between_two_matching_users() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    let f = failure(run(c.as_ref(), &cx(), "dup@example.com").await);
+    assert_eq!(f.class, ErrorClass::AmbiguousMatch);
+    assert!(
+        f.message.contains("dup@example.com") && f.message.contains("dup.contractor@example.com"),
+        "{}",
+        f.message
+    );
+    assert!(env.sim.revoked(Provider::Entra).is_empty());
+}
+
+#[tokio::test]
+async fn entra_explains_a_refused_revoke_with_the_permission_to_grant() {
+    let env = env().await;
+    sever_sim::demo_faults(&env.sim);
+    let c = connector(&env, config(&env, Provider::Entra));
+    let f = failure(run(c.as_ref(), &cx(), "carol@example.com").await);
+    assert_eq!(f.class, ErrorClass::Forbidden);
+    assert_eq!(
+        f.provider_code.as_deref(),
+        Some("Authorization_RequestDenied")
+    );
+    assert!(
+        f.message.contains("User.RevokeSessions.All"),
+        "{}",
+        f.message
+    );
+    assert!(f.provider_request_id.is_some());
+}
+
+#[tokio::test]
+async fn entra_explains_a_rejected_client_secret() {
+    let env = env().await;
+    let c = connector(
+        &env,
+        bad_credential(&env, Provider::Entra, "wrong-secret-value"),
+    );
+    let f = failure(run(c.as_ref(), &cx(), ALICE).await);
+    assert_eq!(f.class, ErrorClass::Unauthorized);
+    assert_eq!(f.provider_code.as_deref(), Some("AADSTS7000215"));
+    assert!(f.message.contains("update client_secret"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn entra_test_flags_broader_than_needed_permissions() {
+    let opts = SimOptions {
+        entra_roles: vec!["User.Read.All".into(), "Directory.ReadWrite.All".into()],
+        ..SimOptions::default()
+    };
+    let env = env_with(opts).await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    let report = c.test(&cx()).await;
+    let lp = report
+        .checks
+        .iter()
+        .find(|c| c.name == "least privilege")
+        .unwrap();
+    assert!(
+        !lp.ok && lp.detail.contains("Directory.ReadWrite.All"),
+        "{report:?}"
+    );
+    let perms = report
+        .checks
+        .iter()
+        .find(|c| c.name == "permissions")
+        .unwrap();
+    assert!(perms.ok, "{report:?}");
+}
+
+// ---- tokens ----
+
+#[tokio::test]
+async fn oauth_tokens_are_fetched_once_across_revocations_and_again_after_expiry() {
+    let opts = SimOptions {
+        token_lifetime_secs: 62,
+        ..SimOptions::default()
+    };
+    let env = env_with(opts).await;
+    for p in [Provider::Entra, Provider::Google] {
+        let c = connector(&env, config(&env, p));
+        assert_eq!(run(c.as_ref(), &cx(), ALICE).await, Outcome::Revoked, "{p}");
+        assert_eq!(
+            run(c.as_ref(), &cx(), "erin@example.com").await,
+            Outcome::Revoked,
+            "{p}"
+        );
+        assert_eq!(token_calls(&env.sim, p), 1, "{p}");
+    }
+    // 62 s tokens are refreshed once less than 60 s remain.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for p in [Provider::Entra, Provider::Google] {
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked, "{p}");
+        assert_eq!(token_calls(&env.sim, p), 2, "{p}");
+        assert_eq!(statuses(&cx, Step::Token), [Some(200)], "{p}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_token_fetch() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    let (cx1, cx2) = (cx(), cx());
+    let (a, b) = tokio::join!(
+        run(c.as_ref(), &cx1, ALICE),
+        run(c.as_ref(), &cx2, "bob@example.com")
+    );
+    assert_eq!((a, b), (Outcome::Revoked, Outcome::Revoked));
+    assert_eq!(token_calls(&env.sim, Provider::Entra), 1);
+}
+
+#[tokio::test]
+async fn a_cached_token_the_api_rejects_is_dropped_and_fetched_again() {
+    let env = env().await;
+    for p in [Provider::Entra, Provider::Google] {
+        let c = connector(&env, config(&env, p));
+        assert_eq!(run(c.as_ref(), &cx(), ALICE).await, Outcome::Revoked);
+    }
+    // Another replica left tokens the providers no longer accept.
+    let stale = AccessToken {
+        value: SecretString::from("stale-token"),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
+    for key in env.cache.keys() {
+        env.cache.put(&key, &stale).await;
+    }
+    for p in [Provider::Entra, Provider::Google] {
+        let c = connector(&env, config(&env, p));
+        let cx = cx();
+        assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked, "{p}");
+        assert_eq!(statuses(&cx, Step::Lookup), [Some(401), Some(200)], "{p}");
+        assert_eq!(token_calls(&env.sim, p), 2, "{p}");
+        assert_eq!(of_step(&cx, Step::Lookup)[1].number, 2);
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_outages_are_retried_and_recorded_as_token_attempts() {
+    let env = env().await;
+    env.sim.set_fault(
+        Provider::Google,
+        ALICE,
+        Fault::first(FaultKind::Status(503), sever_sim::Step::Token, 1),
+    );
+    let c = connector(&env, config(&env, Provider::Google));
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    assert_eq!(statuses(&cx, Step::Token), [Some(503), Some(200)]);
+}
+
+// ---- Google ----
+
+#[tokio::test]
+async fn google_settles_non_emails_without_calling() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Google));
+    assert!(matches!(
+        run(c.as_ref(), &cx(), "alice").await,
+        Outcome::NotApplicable { .. }
+    ));
+    assert!(env.sim.calls_to(Provider::Google).is_empty());
+}
+
+// ---- Slack ----
+
+#[tokio::test]
+async fn slack_sends_a_form_with_mobile_only_and_protects_the_primary_owner_and_bots() {
+    let env = env().await;
+    let mut v = config(&env, Provider::Slack);
+    v["mobile_only"] = json!(true);
+    let c = connector(&env, v);
+    assert_eq!(run(c.as_ref(), &cx(), ALICE).await, Outcome::Revoked);
+    let calls = env.sim.calls_to(Provider::Slack);
+    let reset = calls
+        .iter()
+        .find(|c| c.path == "/api/admin.users.session.reset")
+        .unwrap();
+    assert_eq!(reset.method, "POST");
+    assert!(reset
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/x-www-form-urlencoded"));
+    assert!(reset.body.starts_with("user_id=W"), "{}", reset.body);
+    assert!(
+        reset.body.ends_with("&mobile_only=true&web_only=false"),
+        "{}",
+        reset.body
+    );
+    assert!(matches!(
+        run(c.as_ref(), &cx(), "carol@example.com").await,
+        Outcome::Protected { .. }
+    ));
+    assert_eq!(
+        run(c.as_ref(), &cx(), "bot@example.com").await,
+        Outcome::Protected {
+            message: "bot user".into()
+        }
+    );
+    assert!(matches!(
+        run(c.as_ref(), &cx(), "alice").await,
+        Outcome::NotApplicable { .. }
+    ));
+}
+
+#[tokio::test]
+async fn slack_without_enterprise_grid_is_not_entitled() {
+    let env = env_with(SimOptions {
+        slack_grid: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let c = connector(&env, config(&env, Provider::Slack));
+    assert_eq!(
+        run(c.as_ref(), &cx(), ALICE).await,
+        Outcome::NotEntitled {
+            message: "Slack session reset needs Enterprise Grid".into()
+        }
+    );
+}
+
+// ---- Miro ----
+
+#[tokio::test]
+async fn miro_finds_the_org_once_looks_the_member_up_and_resets_by_email() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Miro));
+    let cx = cx();
+    assert_eq!(run(c.as_ref(), &cx, ALICE).await, Outcome::Revoked);
+    assert_eq!(run(c.as_ref(), &cx, NOBODY).await, Outcome::UserNotFound);
+    let calls = env.sim.calls_to(Provider::Miro);
+    let paths: Vec<_> = calls.iter().map(|c| c.path.as_str()).collect();
+    let members = format!("/v2/orgs/{}/members", demo::MIRO_ORG_ID);
+    assert_eq!(
+        paths,
+        [
+            "/v1/oauth-token",
+            members.as_str(),
+            "/v2/sessions/reset_all",
+            members.as_str()
+        ],
+        "the org id is discovered once; a non-member is never reset"
+    );
+    assert_eq!(
+        calls[1].query.as_deref(),
+        Some("emails=alice%40example.com")
+    );
+    assert_eq!(calls[2].query.as_deref(), Some("email=alice%40example.com"));
+}
+
+#[tokio::test]
+async fn miro_with_a_configured_org_id_skips_the_token_info_call() {
+    let env = env().await;
+    let mut cfg = config(&env, Provider::Miro);
+    cfg["org_id"] = json!(demo::MIRO_ORG_ID);
+    let c = connector(&env, cfg);
+    assert_eq!(run(c.as_ref(), &cx(), ALICE).await, Outcome::Revoked);
+    assert!(env
+        .sim
+        .calls_to(Provider::Miro)
+        .iter()
+        .all(|c| c.path != "/v1/oauth-token"));
+}
+
+// ---- configuration ----
+
+fn config_error(v: Value) -> String {
+    match serde_json::from_value::<ConnectorConfig>(v) {
+        Err(e) => e.to_string(),
+        Ok(cfg) => cfg.validate().unwrap_err().to_string(),
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_field() {
+    let e = config_error(json!({"provider": "okta", "base_url": "ftp://x", "api_token": "t"}));
+    assert_eq!(
+        e,
+        "connectors[okta].base_url: 'ftp://x' is not an http(s) URL"
+    );
+    let e = config_error(json!({"provider": "okta", "base_url": "https://a.okta.com"}));
+    assert_eq!(
+        e,
+        "connectors[okta]: okta needs api_token, or client_id + private_key + key_id"
+    );
+    let e = config_error(
+        json!({"provider": "okta", "base_url": "https://a.okta.com", "client_id": "x", "key_id": "k"}),
+    );
+    assert!(
+        e.contains("okta needs api_token, or client_id + private_key + key_id"),
+        "{e}"
+    );
+    let e = config_error(
+        json!({"provider": "okta", "base_url": "https://a.okta.com", "api_tokn": "t"}),
+    );
+    assert!(e.contains("unknown field `api_tokn`"), "{e}");
+    let e = config_error(
+        json!({"provider": "miro", "name": "miro-eu", "token": "t", "tenant_id": "x"}),
+    );
+    assert_eq!(
+        e,
+        "connectors[miro-eu].tenant_id: is not a miro setting (it belongs to entra)"
+    );
+    let e = config_error(
+        json!({"provider": "slack_enterprise", "token": "xoxp-1", "mobile_only": true, "web_only": true}),
+    );
+    assert!(
+        e.starts_with("connectors[slack_enterprise]: mobile_only and web_only"),
+        "{e}"
+    );
+    let e = config_error(json!({"provider": "slack_enterprise", "token": "xoxb-1"}));
+    assert!(e.contains("user token (xoxp-)"), "{e}");
+    let e = config_error(json!({"provider": "entra", "tenant_id": "t", "client_id": "c"}));
+    assert_eq!(e, "connectors[entra].client_secret: is required for entra");
+    let e = config_error(
+        json!({"provider": "google_workspace", "service_account_json": "{\"client_email\": 5}", "admin_subject": "a@b.c"}),
+    );
+    assert!(e.starts_with("connectors[google_workspace].service_account_json: is not a Google service account key"), "{e}");
+    let e = config_error(json!({"provider": "okta", "name": "Okta", "api_token": "t"}));
+    assert!(e.contains("connector name"), "{e}");
+    let e = config_error(json!({"provider": "salesforce"}));
+    assert!(e.contains("unknown variant `salesforce`"), "{e}");
+}
+
+#[test]
+fn defaults_point_at_the_vendors_and_keep_the_narrow_options() {
+    let cfg: ConnectorConfig = serde_json::from_value(json!({
+        "provider": "entra", "tenant_id": "contoso.onmicrosoft.com", "client_id": "c", "client_secret": "s"
+    }))
+    .unwrap();
+    assert!(cfg.enabled);
+    assert_eq!(cfg.instance_name().unwrap().as_str(), "entra");
+    let parsed = cfg.parse().unwrap();
+    assert_eq!(parsed.base, "https://graph.microsoft.com/v1.0");
+    match parsed.kind {
+        crate::config::Kind::Entra { token_url, .. } => assert_eq!(
+            token_url,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        ),
+        _ => panic!("not entra"),
+    }
+    let google: ConnectorConfig = serde_json::from_value(json!({
+        "provider": "google_workspace", "service_account_json": demo::GOOGLE_SERVICE_ACCOUNT_JSON,
+        "admin_subject": "admin@example.com"
+    }))
+    .unwrap();
+    assert_eq!(google.parse().unwrap().base, "https://admin.googleapis.com");
+    for (p, base) in [
+        ("slack_enterprise", "https://slack.com/api"),
+        ("miro", "https://api.miro.com"),
+    ] {
+        let cfg: ConnectorConfig =
+            serde_json::from_value(json!({"provider": p, "token": "xoxp-t", "enabled": false}))
+                .unwrap();
+        assert!(!cfg.enabled);
+        assert_eq!(cfg.parse().unwrap().base, base);
+    }
+    let okta: ConnectorConfig = serde_json::from_value(
+        json!({"provider": "okta", "base_url": "https://acme.okta.com/", "api_token": "SECRETVALUE"}),
+    )
+    .unwrap();
+    match okta.parse().unwrap().kind {
+        crate::config::Kind::Okta {
+            oauth_tokens,
+            forget_devices,
+            ..
+        } => {
+            assert!(!oauth_tokens && !forget_devices)
+        }
+        _ => panic!("not okta"),
+    }
+    assert!(!format!("{okta:?}").contains("SECRETVALUE"));
+}
+
+#[test]
+fn google_quota_refusals_are_rate_limits_not_permission_problems() {
+    let e = crate::http::ApiError {
+        step: Step::Revoke,
+        status: 403,
+        code: Some("userRateLimitExceeded".into()),
+        message: Some("User Rate Limit Exceeded".into()),
+        needed: None,
+    };
+    let (class, message) = crate::google_workspace::explain(&e).unwrap();
+    assert_eq!(class, ErrorClass::RateLimited);
+    assert!(message.contains("quota"), "{message}");
+}
