@@ -144,7 +144,11 @@ fn cpu_sample(pids: &[u32]) -> (u64, Vec<u64>) {
                 .filter_map(|v| v.parse().ok())
                 .collect();
             // user nice system idle iowait irq softirq steal
-            Some(f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0))
+            Some(
+                f.iter().take(8).sum::<u64>()
+                    - f.get(3).copied().unwrap_or(0)
+                    - f.get(4).copied().unwrap_or(0),
+            )
         })
         .unwrap_or(0);
     let procs = pids

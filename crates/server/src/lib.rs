@@ -239,6 +239,60 @@ impl AppState {
     }
 }
 
+/// Read every request body whole (up to the configured limit) before any
+/// route sees it. A guard that refuses a request without reading its body
+/// (a 401 on `/mcp`, say) would otherwise leave hyper to close a kept-alive
+/// connection that the client is already reusing, and the client's next
+/// request fails with "server disconnected without sending a response".
+/// A body over the limit (or one that fails to arrive) goes on as it came,
+/// so the route refuses it with its own answer.
+async fn read_body_first(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use futures::StreamExt;
+    use http_body_util::BodyExt;
+    let limit = st.config().body_limit;
+    let (parts, mut body) = req.into_parts();
+    let mut read: Vec<axum::body::Bytes> = Vec::new();
+    let mut total = 0;
+    let failed = loop {
+        match body.frame().await {
+            None => {
+                let whole = match read.len() {
+                    0 => axum::body::Body::empty(),
+                    1 => read.remove(0).into(),
+                    _ => read.concat().into(),
+                };
+                return next
+                    .run(axum::extract::Request::from_parts(parts, whole))
+                    .await;
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len();
+                    read.push(data);
+                    if total > limit {
+                        break None;
+                    }
+                }
+            }
+            Some(Err(e)) => break Some(e),
+        }
+    };
+    let rest = match failed {
+        None => StreamExt::boxed(body.into_data_stream()),
+        Some(e) => StreamExt::boxed(futures::stream::once(async { Err(e) })),
+    };
+    let again = futures::stream::iter(read.into_iter().map(Ok)).chain(rest);
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from_stream(again),
+    ))
+    .await
+}
+
 /// Serve the API on `listener` and run the worker beside it, until
 /// `shutdown` completes; then stop accepting, give running revocations
 /// `shutdown_grace` to finish, release the leases of those that did not (so
@@ -265,6 +319,10 @@ pub async fn serve(
         .merge(ops::router(state.clone()))
         // The UI's handlers read the policy resolver from here.
         .layer(axum::Extension(state.policy().clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body_first,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::observe,

@@ -855,3 +855,43 @@ async fn oauth_discovery_registration_and_grants_follow_the_rfcs_and_roles() {
         "This OAuth grant lacks the 'sessions:revoke' scope; ask an owner or admin for one that has it; nothing was revoked."
     );
 }
+
+/// A refused call whose body arrives after its headers leaves the kept-alive
+/// connection usable: the next request on it is answered (the Python SDK's
+/// pooled connection once failed with "server disconnected" here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_keeps_the_connection_usable_for_the_next_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = mcp_server().await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer sk_not_a_key\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let second = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    conn.write_all(second.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.matches("HTTP/1.1 ").count() < 2 {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(Err(e)) => panic!("read failed: {e}\n{seen}"),
+        }
+    }
+    assert!(seen.starts_with("HTTP/1.1 401"), "{seen}");
+    assert!(
+        seen.contains("HTTP/1.1 200"),
+        "the connection closed after the refusal instead of answering the next request:\n{seen}"
+    );
+}
