@@ -78,9 +78,19 @@ pub(crate) const RELEASE_LEASE: &str = "UPDATE revocation_requests SET \
 pub(crate) const APPLIED_MIGRATIONS: &str =
     "SELECT version FROM _sqlx_migrations WHERE success = TRUE";
 
-pub(crate) const RECORD_OUTCOME: &str = "UPDATE revocation_results SET \
-    outcome = $3, outcome_detail = $4, subject_id = $5, finished_at = $6 \
-    WHERE request_id = $1 AND instance = $2 AND outcome IS NULL";
+/// Record a batch of outcomes in one statement: followed by one `VALUES`
+/// row (instance, outcome, detail, subject id, finished at) per result,
+/// [`RECORD_OUTCOMES_WHERE`], the request id and
+/// [`RECORD_OUTCOMES_RETURNING`]. Returns the instances written.
+pub(crate) const RECORD_OUTCOMES: &str = "UPDATE revocation_results SET \
+    outcome = v.column2, outcome_detail = v.column3, subject_id = v.column4, \
+    finished_at = v.column5 FROM (";
+
+pub(crate) const RECORD_OUTCOMES_WHERE: &str = ") AS v \
+    WHERE revocation_results.instance = v.column1 AND revocation_results.outcome IS NULL \
+    AND revocation_results.request_id = ";
+
+pub(crate) const RECORD_OUTCOMES_RETURNING: &str = " RETURNING revocation_results.instance";
 
 pub(crate) const RESULT_EXISTS: &str =
     "SELECT COUNT(*) FROM revocation_results WHERE request_id = $1 AND instance = $2";
@@ -248,8 +258,8 @@ macro_rules! impl_sql_store {
         $crate::sql::bulk::impl_sql_bulk_store!($store, $db);
 
         impl $store {
-            /// Record `results` in `tx`: each one's conditional outcome write
-            /// (on SQLite the first takes the write lock before anything is
+            /// Record `results` in `tx`: one conditional update of all their
+            /// outcomes (on SQLite it takes the write lock before anything is
             /// read, so the transaction never has to upgrade a read
             /// snapshot), then the attempts of all those written in one
             /// statement. A result that already had an outcome is left as it
@@ -264,7 +274,7 @@ macro_rules! impl_sql_store {
                 use $crate::sql::{codec::*, *};
                 let err = |e| map_error(&self.target, e);
                 let rid = DbUuid(id.0);
-                let mut written = Vec::with_capacity(results.len());
+                let mut rows = Vec::with_capacity(results.len());
                 for result in results {
                     let Some(outcome) = &result.outcome else {
                         return Err(StoreError::Other(format!(
@@ -272,18 +282,35 @@ macro_rules! impl_sql_store {
                             result.instance
                         )));
                     };
+                    rows.push((result, outcome));
+                }
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One statement for the whole batch: each statement is a
+                // round trip to the database, and the writer is busy for
+                // all of them.
+                let mut qb = sqlx::QueryBuilder::<$db>::new(RECORD_OUTCOMES);
+                qb.push_values(rows, |mut b, (result, outcome)| {
+                    b.push_bind(result.instance.as_str())
+                        .push_bind(outcome.label())
+                        .push_bind(sqlx::types::Json(outcome))
+                        .push_bind(result.subject_id.as_deref())
+                        .push_bind(result.finished_at.map(Ts));
+                });
+                qb.push(RECORD_OUTCOMES_WHERE)
+                    .push_bind(rid)
+                    .push(RECORD_OUTCOMES_RETURNING);
+                let updated: Vec<String> = qb
+                    .build_query_scalar()
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(err)?;
+                let mut written = Vec::with_capacity(results.len());
+                for result in results {
                     let instance = result.instance.as_str();
-                    let updated = sqlx::query(RECORD_OUTCOME)
-                        .bind(rid)
-                        .bind(instance)
-                        .bind(outcome.label())
-                        .bind(sqlx::types::Json(outcome))
-                        .bind(result.subject_id.as_deref())
-                        .bind(result.finished_at.map(Ts))
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(err)?;
-                    if updated.rows_affected() == 0 {
+                    let done = updated.iter().any(|u| u == instance);
+                    if !done {
                         let exists: i64 = sqlx::query_scalar(RESULT_EXISTS)
                             .bind(rid)
                             .bind(instance)
@@ -296,7 +323,7 @@ macro_rules! impl_sql_store {
                             )));
                         }
                     }
-                    written.push(updated.rows_affected() > 0);
+                    written.push(done);
                 }
                 let attempts: Vec<_> = results
                     .iter()
