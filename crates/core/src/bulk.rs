@@ -420,6 +420,106 @@ pub struct IngestReport {
     pub invalid: u64,
 }
 
+/// What [`ingest_directory`] reads: a provider's directory, which of its
+/// people, and the call context (deadline, retry policy) of each page.
+pub struct Listing<'a> {
+    pub directory: &'a dyn crate::ports::Directory,
+    pub selection: &'a crate::ports::Selection,
+    pub new_cx: &'a dyn Fn() -> crate::ports::CallContext,
+}
+
+/// Store the people `directory` lists for `selection` as items of `job`,
+/// page by page as the provider answers (numbered on from the job's stored
+/// rows, [`INGEST_BATCH`] per transaction), and mark the input done.
+///
+/// `seen` holds the usernames (lowercased) already stored when a listing
+/// that stopped half-way is read again from its start; they are skipped.
+/// A fresh listing passes `None` and keeps no per-person state, so a
+/// directory of any size streams through in flat memory. `new_cx` makes the
+/// call context (deadline, retry policy) of each page; calls are paced as
+/// bulk calls. A listing that fails leaves the job `ingesting` with what
+/// was stored so far.
+pub async fn ingest_directory(
+    store: &dyn BulkStore,
+    job: &BulkJob,
+    listing: Listing<'_>,
+    mut seen: Option<std::collections::HashSet<String>>,
+    mut on_bad: impl FnMut(&BulkItem),
+    mut on_batch: impl FnMut(&IngestReport),
+) -> Result<IngestReport, BulkError> {
+    let Listing {
+        directory,
+        selection,
+        new_cx,
+    } = listing;
+    let mut report = IngestReport::default();
+    let mut batch = Vec::with_capacity(INGEST_BATCH);
+    let mut cursor: Option<String> = None;
+    let mut pages = 0u64;
+    loop {
+        let cx = new_cx();
+        let page = BULK_CONTEXT
+            .scope((), directory.page(&cx, selection, cursor.as_deref()))
+            .await
+            .map_err(|f| {
+                BulkError::Directory(format!(
+                    "listing the people of {} failed after {} stored ({}: {}); run `sever bulk resume {}` to read it again",
+                    job.source, job.rows + report.rows, f.class, f.message, job.id
+                ))
+            })?;
+        pages += 1;
+        for raw in page.users {
+            let raw = raw.trim().to_string();
+            if let Some(seen) = seen.as_mut() {
+                if !seen.insert(raw.to_lowercase()) {
+                    continue;
+                }
+            }
+            let seq = job.rows + report.rows;
+            let item = match Username::parse(&raw) {
+                Ok(u) => CsvRow::Valid {
+                    seq,
+                    line: 0,
+                    username: u,
+                },
+                Err(e) => CsvRow::Bad {
+                    seq,
+                    line: 0,
+                    raw: raw.chars().take(200).collect(),
+                    problem: e.to_string(),
+                },
+            }
+            .into_item();
+            report.rows += 1;
+            if item.state == ItemState::Invalid {
+                report.invalid += 1;
+                on_bad(&item);
+            } else {
+                report.valid += 1;
+            }
+            batch.push(item);
+            if batch.len() == INGEST_BATCH {
+                store.append_bulk_items(job.id, &batch, false).await?;
+                batch.clear();
+                on_batch(&report);
+            }
+        }
+        match page.next {
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            Some(_) => {
+                return Err(BulkError::Directory(format!(
+                    "{} answered the same page cursor twice after {pages} pages; stopping rather than looping",
+                    job.source
+                )))
+            }
+            None => break,
+        }
+    }
+    store.append_bulk_items(job.id, &batch, true).await?;
+    on_batch(&report);
+    Ok(report)
+}
+
 /// Store every row of `rows` as items of `job`, [`INGEST_BATCH`] per
 /// transaction, calling `on_bad` for each bad row; marks the input done.
 /// Memory stays flat whatever the input's size.
@@ -472,6 +572,9 @@ pub enum BulkError {
     NeedsApproval(BulkJobId),
     #[error("{0}")]
     Invalid(String),
+    /// Listing a provider's directory failed (after the connector's retries).
+    #[error("{0}")]
+    Directory(String),
 }
 
 /// How a job runs.
