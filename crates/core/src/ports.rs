@@ -428,6 +428,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_selection_label_reads_back_as_the_same_selection() {
+        for s in [
+            Selection::All,
+            Selection::Risky(RiskLevel::High),
+            Selection::Risky(RiskLevel::Low),
+            Selection::Group("eng@example.com".into()),
+            Selection::Group("00g1:odd".into()),
+        ] {
+            assert_eq!(Selection::parse_label(&s.label()), Some(s.clone()), "{s:?}");
+        }
+        assert_eq!(Selection::parse_label("risky:extreme"), None);
+        assert_eq!(Selection::parse_label("group:"), None);
+        assert_eq!(Selection::parse_label("everyone"), None);
+        assert_eq!(RiskLevel::parse(" HIGH "), Ok(RiskLevel::High));
+        assert!(RiskLevel::parse("none").is_err());
+    }
+
+    #[test]
     fn backoff_grows_exponentially_and_is_capped() {
         let p = RetryPolicy {
             max_attempts: 10,
