@@ -534,6 +534,15 @@ fn input_of(
             known.join(", ")
         )));
     };
+    if !app
+        .engine
+        .connectors()
+        .any(|(c, enabled)| enabled && c.instance() == connector.instance())
+    {
+        return Err(usage(format!(
+            "{flag}: connector {name} is disabled; enable it to read its directory"
+        )));
+    }
     let Some(directory) = connector.directory() else {
         return Err(usage(format!(
             "{flag}: {} ({}) cannot list its people",

@@ -455,6 +455,31 @@ async fn bad_source_combinations_answer_a_clear_error_and_create_no_job() {
         assert_ne!(run.code(), 0, "{args:?}");
         assert!(run.stderr().contains(want), "{args:?}: {}", run.stderr());
     }
+    // A disabled connector's directory is not read either.
+    h.edit_config(|t| {
+        t.replace(
+            "provider = \"miro\"\n",
+            "provider = \"miro\"\nenabled = false\n",
+        )
+    });
+    let run = h
+        .sever(&[
+            "bulk",
+            "revoke",
+            "--all",
+            "--connector",
+            "miro",
+            "--reason",
+            "test",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("--all: connector miro is disabled"),
+        "{}",
+        run.stderr()
+    );
     assert!(jobs(&h).await.is_empty());
     for p in Provider::ALL {
         assert_eq!(revokes(&h, p), 0);
