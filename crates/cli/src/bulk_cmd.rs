@@ -1,12 +1,15 @@
 //! `sever bulk`: revoke many people under one incident id (issue 7).
 //!
 //! `bulk revoke --csv users.csv` streams the file into a durable bulk job
-//! (bad rows reported with their line numbers), checks it against policy
+//! (bad rows reported with their line numbers); `--all`, `--risky LEVEL`
+//! and `--group GROUP` with `--connector NAME` stream a connector's
+//! directory into it page by page instead. It then checks the job against policy
 //! (the action `bulk_revoke`: above `--approval-threshold` people it waits
 //! for `sever bulk approve`), then runs it with a progress bar (plain lines
 //! when stderr is not a terminal). `bulk resume` picks up every unfinished
 //! job after a crash: the rest of the input, then every person not yet done.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use clap::Subcommand;
 use sever_core::bulk::{
     self, BulkError, BulkJob, BulkJobId, BulkProgress, BulkRunner, BulkSettings, BulkState, UserCsv,
 };
-use sever_core::{Channel, Reason, TenantId};
+use sever_core::{Channel, Reason, RiskLevel, Selection, TenantId};
 
 use crate::{app::App, output, CliError};
 
@@ -26,11 +29,25 @@ pub const DEFAULT_APPROVAL_THRESHOLD: u64 = 1000;
 #[derive(Subcommand)]
 pub enum BulkCommand {
     /// Revoke every session of every person in a CSV file (a column
-    /// UserPrincipalName, email or username).
+    /// UserPrincipalName, email or username), or of the people a
+    /// connector's directory lists (--all, --risky LEVEL, --group GROUP
+    /// with --connector NAME).
     Revoke {
         /// The CSV file (streamed; any size).
         #[arg(long)]
-        csv: PathBuf,
+        csv: Option<PathBuf>,
+        /// Everyone in the directory of --connector.
+        #[arg(long)]
+        all: bool,
+        /// Everyone Entra ID Protection rates at this risk level (low, medium, high); Entra only.
+        #[arg(long, value_name = "LEVEL")]
+        risky: Option<String>,
+        /// The user members of a group of --connector (Okta group id, Entra group object id, Google group email).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// The connector instance whose directory --all, --risky or --group reads.
+        #[arg(long, value_name = "NAME")]
+        connector: Option<String>,
         /// Why (stored with every request).
         #[arg(long)]
         reason: String,
@@ -149,6 +166,10 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
     match command {
         BulkCommand::Revoke {
             csv,
+            all,
+            risky,
+            group,
+            connector,
             reason,
             incident,
             targets,
@@ -156,17 +177,29 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
             yes,
             run,
         } => {
+            let input = input_of(app, csv, all, risky, group, connector)?;
             let reason = Reason::parse(&reason).map_err(usage)?;
-            let file = std::fs::File::open(&csv)
-                .map_err(|e| usage(format!("cannot open {}: {e}", csv.display())))?;
-            let rows =
-                UserCsv::new(std::io::BufReader::with_capacity(1 << 16, file)).map_err(usage)?;
+            let csv = match &input {
+                Input::Csv(csv) => Some(csv.clone()),
+                Input::Directory { .. } => None,
+            };
+            let rows = match &csv {
+                Some(csv) => {
+                    let file = std::fs::File::open(csv)
+                        .map_err(|e| usage(format!("cannot open {}: {e}", csv.display())))?;
+                    Some(
+                        UserCsv::new(std::io::BufReader::with_capacity(1 << 16, file))
+                            .map_err(usage)?,
+                    )
+                }
+                None => None,
+            };
             let plan = app.engine.plan(targets.as_deref())?;
             if !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
                 let names: Vec<_> = plan.iter().map(|(n, _)| n.as_str()).collect();
                 eprint!(
                     "Revoke every session of every person in {} in {}? [y/N] ",
-                    csv.display(),
+                    input.describe(),
                     names.join(", ")
                 );
                 let mut answer = String::new();
@@ -177,7 +210,16 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                 }
             }
             let r = runner(app, &run);
-            let path = std::fs::canonicalize(&csv).unwrap_or(csv.clone());
+            let source = match &input {
+                Input::Csv(csv) => {
+                    let path = std::fs::canonicalize(csv).unwrap_or(csv.clone());
+                    format!("csv:{}", path.display())
+                }
+                Input::Directory {
+                    connector,
+                    selection,
+                } => format!("{}:{}", connector.instance(), selection.label()),
+            };
             let job = r
                 .create(bulk::NewBulkJob {
                     tenant_id: TenantId::DEFAULT,
@@ -186,16 +228,30 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                     channel: Channel::Cli,
                     requested_by: format!("cli:{}", crate::os_user()),
                     targets,
-                    source: format!("csv:{}", path.display()),
+                    source,
                 })
                 .await?;
             eprintln!(
                 "Bulk job {} (incident {}): reading {}",
                 job.id,
                 job.incident_id,
-                csv.display()
+                input.describe()
             );
-            ingest(&r, &job, rows).await?;
+            match (&input, rows) {
+                (
+                    Input::Directory {
+                        connector,
+                        selection,
+                    },
+                    _,
+                ) => {
+                    ingest_directory(app, &r, &job, connector.as_ref(), selection, None).await?;
+                }
+                (Input::Csv(_), Some(rows)) => {
+                    ingest(&r, &job, rows).await?;
+                }
+                (Input::Csv(_), None) => {}
+            }
             drive(&r, job.id, &run, export.as_deref()).await
         }
         BulkCommand::Resume { job, export, run } => {
@@ -220,7 +276,7 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                     job.id, job.incident_id
                 );
                 if !job.input_done {
-                    resume_input(&r, &job).await?;
+                    resume_input(app, &r, &job).await?;
                 }
                 let c = drive(&r, job.id, &run, export.as_deref()).await?;
                 if c != ExitCode::SUCCESS {
@@ -381,8 +437,194 @@ async fn ingest<R: std::io::Read>(
     Ok(report)
 }
 
+/// Where the people of a `bulk revoke` come from.
+enum Input {
+    Csv(PathBuf),
+    Directory {
+        connector: std::sync::Arc<dyn sever_core::Connector>,
+        selection: Selection,
+    },
+}
+
+impl Input {
+    fn describe(&self) -> String {
+        match self {
+            Input::Csv(p) => p.display().to_string(),
+            Input::Directory {
+                connector,
+                selection,
+            } => match selection {
+                Selection::All => format!("the directory of {}", connector.instance()),
+                Selection::Risky(l) => {
+                    format!("{} (people at {} risk)", connector.instance(), l.as_str())
+                }
+                Selection::Group(g) => format!("{} group {g}", connector.instance()),
+            },
+        }
+    }
+}
+
+/// Exactly one of --csv, --all, --risky and --group; --connector with (and
+/// only with) the last three, naming a connector that can list them.
+/// Checked before a job exists, so a bad combination changes nothing.
+fn input_of(
+    app: &App,
+    csv: Option<PathBuf>,
+    all: bool,
+    risky: Option<String>,
+    group: Option<String>,
+    connector: Option<String>,
+) -> Result<Input, CliError> {
+    let mut chosen = Vec::new();
+    if csv.is_some() {
+        chosen.push("--csv");
+    }
+    if all {
+        chosen.push("--all");
+    }
+    if risky.is_some() {
+        chosen.push("--risky");
+    }
+    if group.is_some() {
+        chosen.push("--group");
+    }
+    if chosen.len() != 1 {
+        return Err(usage(format!(
+            "name the people with exactly one of --csv FILE, --all, --risky LEVEL or --group GROUP{}",
+            if chosen.is_empty() {
+                String::new()
+            } else {
+                format!(" (got {})", chosen.join(" and "))
+            }
+        )));
+    }
+    let selection = match (csv, risky, group) {
+        (Some(csv), _, _) => {
+            if connector.is_some() {
+                return Err(usage(
+                    "--connector goes with --all, --risky or --group, not with --csv (use --targets to choose where to revoke)",
+                ));
+            }
+            return Ok(Input::Csv(csv));
+        }
+        (None, Some(level), _) => Selection::Risky(
+            RiskLevel::parse(&level)
+                .map_err(|_| usage(format!("--risky takes low, medium or high, not {level:?}")))?,
+        ),
+        (None, None, Some(g)) if g.trim().is_empty() => {
+            return Err(usage("--group needs a group id or email"))
+        }
+        (None, None, Some(g)) => Selection::Group(g.trim().to_string()),
+        (None, None, None) => Selection::All,
+    };
+    let flag = selection.flag();
+    let Some(name) = connector else {
+        return Err(usage(format!(
+            "{flag} needs --connector NAME: the connector whose directory to read"
+        )));
+    };
+    let Some(connector) = app.engine.connector(&name).cloned() else {
+        let known: Vec<String> = app
+            .engine
+            .connectors()
+            .map(|(c, _)| c.instance().to_string())
+            .collect();
+        return Err(usage(format!(
+            "{flag}: no connector named {name:?} (configured: {})",
+            known.join(", ")
+        )));
+    };
+    if !app
+        .engine
+        .connectors()
+        .any(|(c, enabled)| enabled && c.instance() == connector.instance())
+    {
+        return Err(usage(format!(
+            "{flag}: connector {name} is disabled; enable it to read its directory"
+        )));
+    }
+    let Some(directory) = connector.directory() else {
+        return Err(usage(format!(
+            "{flag}: {} ({}) cannot list its people",
+            name,
+            connector.provider()
+        )));
+    };
+    directory.supports(&selection).map_err(usage)?;
+    Ok(Input::Directory {
+        connector,
+        selection,
+    })
+}
+
+/// Store the people a connector's directory lists, page by page.
+async fn ingest_directory(
+    app: &App,
+    r: &BulkRunner,
+    job: &BulkJob,
+    connector: &dyn sever_core::Connector,
+    selection: &Selection,
+    seen: Option<HashSet<String>>,
+) -> Result<bulk::IngestReport, CliError> {
+    let Some(directory) = connector.directory() else {
+        return Err(rt(format!(
+            "{} cannot list its people",
+            connector.instance()
+        )));
+    };
+    let settings = *app.engine.settings();
+    let deadline = settings.request_deadline.max(LIST_PAGE_DEADLINE);
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut shown = 0u32;
+    let report = bulk::ingest_directory(
+        r.store().as_ref(),
+        job,
+        bulk::Listing {
+            directory,
+            selection,
+            new_cx: &|| sever_core::CallContext::new(Instant::now() + deadline, settings.retry),
+        },
+        seen,
+        |bad| {
+            shown += 1;
+            if shown <= 100 {
+                eprintln!(
+                    "skipped: {} ({:?})",
+                    bad.note.as_deref().unwrap_or("invalid"),
+                    bad.username
+                );
+            }
+        },
+        |p| {
+            if last.elapsed() >= Duration::from_secs(2) {
+                last = Instant::now();
+                eprintln!("  listed {} people", p.rows);
+            }
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        BulkError::Directory(m) => CliError::Runtime(m),
+        other => other.into(),
+    })?;
+    eprintln!(
+        "Listed {} people in {:.1}s ({} invalid)",
+        report.rows,
+        started.elapsed().as_secs_f64(),
+        report.invalid
+    );
+    Ok(report)
+}
+
+/// How long one page of a directory listing may take, paced waits and retries included.
+const LIST_PAGE_DEADLINE: Duration = Duration::from_secs(5 * 60);
+
 /// A crash came while reading the input: read the rest of it.
-async fn resume_input(r: &BulkRunner, job: &BulkJob) -> Result<(), CliError> {
+async fn resume_input(app: &App, r: &BulkRunner, job: &BulkJob) -> Result<(), CliError> {
+    if !job.source.starts_with("csv:") {
+        return resume_directory(app, r, job).await;
+    }
     let Some(path) = job.source.strip_prefix("csv:") else {
         return Err(CliError::Runtime(format!(
             "bulk job {} stopped while reading its input ({}), which cannot be read again",
@@ -488,5 +730,47 @@ async fn export_to(r: &BulkRunner, id: BulkJobId, path: &Path) -> Result<(), Cli
         .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
     let n = r.export_csv(id, std::io::BufWriter::new(file)).await?;
     eprintln!("Wrote {n} rows to {}", path.display());
+    Ok(())
+}
+
+/// A crash came while listing a directory: list it again from the start
+/// and store only the people not stored yet (providers' cursors expire and
+/// a directory changes, so the listing is not resumed from a saved page).
+/// The usernames already stored are held in memory for the while.
+async fn resume_directory(app: &App, r: &BulkRunner, job: &BulkJob) -> Result<(), CliError> {
+    let cannot = |why: String| {
+        CliError::Runtime(format!(
+            "bulk job {} stopped while reading its input ({}), which cannot be read again: {why}",
+            job.id, job.source
+        ))
+    };
+    let (instance, label) = job
+        .source
+        .split_once(':')
+        .ok_or_else(|| cannot("unknown source".into()))?;
+    let selection = Selection::parse_label(label).ok_or_else(|| cannot("unknown source".into()))?;
+    let connector = app
+        .engine
+        .connector(instance)
+        .cloned()
+        .ok_or_else(|| cannot(format!("no connector named {instance} is configured")))?;
+    let mut seen = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = r
+            .store()
+            .bulk_items(job.id, after, 5000)
+            .await
+            .map_err(rt)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        seen.extend(page.into_iter().map(|i| i.username.to_lowercase()));
+    }
+    eprintln!(
+        "Listing {} again; skipping the {} people already stored",
+        job.source,
+        seen.len()
+    );
+    ingest_directory(app, r, job, connector.as_ref(), &selection, Some(seen)).await?;
     Ok(())
 }

@@ -120,6 +120,9 @@ fn yes() -> bool {
 
 const OKTA_SCOPES: &str = "okta.users.read okta.users.manage";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Only for listing a group's members in a bulk job (`--group`).
+pub(crate) const GOOGLE_GROUP_SCOPES: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
 pub(crate) const GOOGLE_SCOPES: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly https://www.googleapis.com/auth/admin.directory.user.security";
 
 /// The fields of a Google service account key that Sever uses.
@@ -568,6 +571,16 @@ pub fn build(
             name: name.clone(),
             base,
             admin_subject: admin_subject.clone(),
+            group_auth: oauth(
+                token_url.clone(),
+                Grant::JwtBearer {
+                    key: key.clone(),
+                    kid: key_id.clone(),
+                    iss: client_email.clone(),
+                    sub: admin_subject.clone(),
+                    scope: GOOGLE_GROUP_SCOPES.into(),
+                },
+            ),
             api: api(
                 "Google",
                 oauth(

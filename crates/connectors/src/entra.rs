@@ -10,11 +10,11 @@ use reqwest::header::CONTENT_LENGTH;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sever_core::{
-    CallContext, Connector, ConnectorKey, ErrorClass, Failure, InstanceName, Lookup, Outcome, Step,
-    Subject, TestReport, Username,
+    CallContext, Connector, ConnectorKey, Directory, DirectoryPage, ErrorClass, Failure,
+    InstanceName, Lookup, Outcome, Selection, Step, Subject, TestReport, Username,
 };
 
-use crate::http::{absent_user, check, enc, Api, ApiError, Auth, Expect};
+use crate::http::{absent_user, check, enc, next_link, Api, ApiError, Auth, Expect};
 use crate::token::jwt_claims;
 
 pub(crate) struct Entra {
@@ -172,6 +172,10 @@ impl Connector for Entra {
         })
     }
 
+    fn directory(&self) -> Option<&dyn Directory> {
+        Some(self)
+    }
+
     async fn test(&self, cx: &CallContext) -> TestReport {
         let mut checks = Vec::new();
         if let Auth::OAuth(tokens) = &self.api.auth {
@@ -232,5 +236,105 @@ impl Connector for Entra {
             lookup.map(|_| "a user lookup by UPN/mail works".into()),
         ));
         TestReport { checks }
+    }
+}
+
+/// One page of a Graph collection: users, risky users or group members.
+#[derive(Deserialize)]
+struct Listed {
+    #[serde(default)]
+    value: Vec<ListedUser>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedUser {
+    #[serde(rename = "@odata.type", default)]
+    odata_type: Option<String>,
+    #[serde(rename = "userPrincipalName", default)]
+    user_principal_name: Option<String>,
+}
+
+/// Graph lists people with `GET /users`, risky users with
+/// `GET /identityProtection/riskyUsers?$filter=riskLevel eq '…'` and a
+/// group's members with `GET /groups/{id}/members` (users only), each paged
+/// by `@odata.nextLink`.
+#[async_trait]
+impl Directory for Entra {
+    fn supports(&self, _selection: &Selection) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn page(
+        &self,
+        cx: &CallContext,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<DirectoryPage, Failure> {
+        let url = match (cursor, selection) {
+            (Some(next), _) => next_link(&self.api, &self.base, next)?,
+            (None, Selection::All) => format!(
+                "{}/users?$select=id,userPrincipalName,mail&$top=999",
+                self.base
+            ),
+            (None, Selection::Risky(level)) => format!(
+                "{}/identityProtection/riskyUsers?$filter={}",
+                self.base,
+                enc(&format!("riskLevel eq '{}'", level.as_str()))
+            ),
+            (None, Selection::Group(g)) => format!(
+                "{}/groups/{}/members?$select=id,userPrincipalName&$top=999",
+                self.base,
+                enc(g)
+            ),
+        };
+        let resp = self
+            .api
+            .call(cx, Step::Lookup, &[Expect::Status(404)], |c| c.get(&url))
+            .await
+            .map_err(|mut f| {
+                if f.class == ErrorClass::Forbidden {
+                    let perm = match selection {
+                        Selection::All => "User.Read.All",
+                        Selection::Risky(_) => {
+                            "IdentityRiskyUser.Read.All (an Entra ID P2 feature)"
+                        }
+                        Selection::Group(_) => "GroupMember.Read.All",
+                    };
+                    f.message = format!(
+                        "Entra refused to list {}: grant the app {perm}",
+                        selection.label()
+                    );
+                }
+                f
+            })?;
+        if resp.error.is_some() {
+            let mut f = self.api.failure(&resp);
+            f.class = ErrorClass::BadConfig;
+            f.message = match selection {
+                Selection::Group(g) => format!(
+                    "Entra has no group with the id {g:?} (--group takes the group's object id)"
+                ),
+                _ => format!("Entra answered 404 listing {}", selection.label()),
+            };
+            return Err(f);
+        }
+        let page: Listed = self.api.json(&resp)?;
+        let users = page
+            .value
+            .into_iter()
+            .filter(|u| match selection {
+                // Members may be groups, devices or service principals.
+                Selection::Group(_) => u.odata_type.as_deref() == Some("#microsoft.graph.user"),
+                _ => true,
+            })
+            .filter_map(|u| u.user_principal_name)
+            .filter(|u| !u.is_empty())
+            .collect();
+        Ok(DirectoryPage {
+            users,
+            next: page.next_link,
+        })
     }
 }

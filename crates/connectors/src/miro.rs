@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use reqwest::header::CONTENT_LENGTH;
 use serde::Deserialize;
 use sever_core::{
-    CallContext, Connector, ConnectorKey, ErrorClass, Failure, InstanceName, Lookup, Outcome, Step,
-    Subject, TestReport, Username,
+    CallContext, Connector, ConnectorKey, Directory, DirectoryPage, ErrorClass, Failure,
+    InstanceName, Lookup, Outcome, Selection, Step, Subject, TestReport, Username,
 };
 
 use crate::http::{check, enc, Api, ApiError, Expect};
@@ -104,6 +104,10 @@ impl Connector for Miro {
         ConnectorKey::Miro
     }
 
+    fn directory(&self) -> Option<&dyn Directory> {
+        Some(self)
+    }
+
     async fn lookup(&self, cx: &CallContext, user: &Username) -> Result<Lookup, Failure> {
         if !user.is_email() {
             return Ok(Lookup::Settled(Outcome::NotApplicable {
@@ -187,5 +191,57 @@ impl Connector for Miro {
             ));
         }
         TestReport { checks }
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberPage {
+    #[serde(default)]
+    data: Vec<Member>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Miro lists the organization's members with
+/// `GET /v2/orgs/{org_id}/members?limit=100&cursor=` (an empty or absent
+/// `cursor` ends it). Miro has no groups or risk levels Sever can read.
+#[async_trait]
+impl Directory for Miro {
+    fn supports(&self, selection: &Selection) -> Result<(), String> {
+        match selection {
+            Selection::All => Ok(()),
+            Selection::Risky(_) => Err(format!(
+                "--risky works only with an Entra connector: Miro ({}) has no user risk level Sever can read",
+                self.name
+            )),
+            Selection::Group(_) => Err(format!(
+                "--group: Miro ({}) has no groups Sever can read",
+                self.name
+            )),
+        }
+    }
+
+    async fn page(
+        &self,
+        cx: &CallContext,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<DirectoryPage, Failure> {
+        self.supports(selection)
+            .map_err(|m| Failure::new(ErrorClass::BadConfig, m))?;
+        let org = self.org_id(cx).await?;
+        let mut url = format!("{}/v2/orgs/{}/members?limit=100", self.base, enc(org));
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={}", enc(c)));
+        }
+        let resp = self
+            .api
+            .call(cx, Step::Lookup, &[], |c| c.get(&url))
+            .await?;
+        let page: MemberPage = self.api.json(&resp)?;
+        Ok(DirectoryPage {
+            users: page.data.into_iter().map(|m| m.email).collect(),
+            next: page.cursor.filter(|c| !c.is_empty()),
+        })
     }
 }

@@ -6,11 +6,11 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use sever_core::{
-    CallContext, Connector, ConnectorKey, ErrorClass, Failure, InstanceName, Lookup, Outcome, Step,
-    Subject, TestReport, Username,
+    CallContext, Connector, ConnectorKey, Directory, DirectoryPage, ErrorClass, Failure,
+    InstanceName, Lookup, Outcome, Selection, Step, Subject, TestReport, Username,
 };
 
-use crate::http::{absent_user, check, enc, Api, ApiError, Auth, Expect};
+use crate::http::{absent_user, check, enc, link_rel_next, next_link, Api, ApiError, Auth, Expect};
 
 pub(crate) struct Okta {
     pub name: InstanceName,
@@ -119,6 +119,10 @@ impl Connector for Okta {
         })
     }
 
+    fn directory(&self) -> Option<&dyn Directory> {
+        Some(self)
+    }
+
     async fn test(&self, cx: &CallContext) -> TestReport {
         let mut checks = Vec::new();
         match &self.api.auth {
@@ -167,5 +171,62 @@ impl Connector for Okta {
             lookup.map(|_| "looking up an absent user answers 404 (read permission works)".into()),
         ));
         TestReport { checks }
+    }
+}
+
+/// Okta lists people with `GET /api/v1/users` and a group's with
+/// `GET /api/v1/groups/{groupId}/users`, both paged by `Link: <…>; rel="next"`.
+#[async_trait]
+impl Directory for Okta {
+    fn supports(&self, selection: &Selection) -> Result<(), String> {
+        match selection {
+            Selection::All | Selection::Group(_) => Ok(()),
+            Selection::Risky(_) => Err(format!(
+                "--risky works only with an Entra connector: Okta ({}) has no user risk level Sever can read",
+                self.name
+            )),
+        }
+    }
+
+    async fn page(
+        &self,
+        cx: &CallContext,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<DirectoryPage, Failure> {
+        self.supports(selection)
+            .map_err(|m| Failure::new(ErrorClass::BadConfig, m))?;
+        let url = match (cursor, selection) {
+            (Some(next), _) => next_link(&self.api, &self.base, next)?,
+            (None, Selection::Group(g)) => {
+                format!("{}/api/v1/groups/{}/users?limit=200", self.base, enc(g))
+            }
+            (None, _) => format!("{}/api/v1/users?limit=200", self.base),
+        };
+        let resp = self
+            .api
+            .call(cx, Step::Lookup, &[NOT_FOUND], |c| c.get(&url))
+            .await?;
+        if resp.error.is_some() {
+            let mut f = self.api.failure(&resp);
+            f.class = ErrorClass::BadConfig;
+            f.message = format!(
+                "Okta has no group with the id {:?} (--group takes the group id, 00g…)",
+                match selection {
+                    Selection::Group(g) => g.as_str(),
+                    _ => "",
+                }
+            );
+            return Err(f);
+        }
+        let users: Vec<User> = self.api.json(&resp)?;
+        Ok(DirectoryPage {
+            users: users
+                .into_iter()
+                .map(|u| u.profile.login)
+                .filter(|l| !l.is_empty())
+                .collect(),
+            next: link_rel_next(&resp.headers),
+        })
     }
 }

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use sever_core::{
     AccessToken, Attempt, CallContext, Connector, ErrorClass, Failure, Lookup, Outcome,
-    RetryPolicy, Step, TokenCache, Username,
+    RetryPolicy, RiskLevel, Selection, Step, TokenCache, Username,
 };
 use sever_sim::{demo, Directory, Fault, FaultKind, Provider, SimHandle, SimOptions, Sims};
 
@@ -910,4 +910,258 @@ fn google_quota_refusals_are_rate_limits_not_permission_problems() {
     let (class, message) = crate::google_workspace::explain(&e).unwrap();
     assert_eq!(class, ErrorClass::RateLimited);
     assert!(message.contains("quota"), "{message}");
+}
+
+// ---- directories (bulk --all, --risky, --group) ----
+
+async fn env_of(dir: Directory, opts: SimOptions) -> Env {
+    let sims = Sims::start(dir, opts).await.unwrap();
+    Env {
+        sim: sims.handle(),
+        sims,
+        http: HttpClient::new().unwrap(),
+        cache: Arc::new(MemoryTokenCache::new()),
+    }
+}
+
+/// Every page of `selection`, in order, and how many pages there were.
+async fn list(c: &dyn Connector, selection: &Selection) -> Result<(Vec<String>, usize), Failure> {
+    let dir = c.directory().expect("a directory");
+    let mut users = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = dir.page(&cx(), selection, cursor.as_deref()).await?;
+        pages += 1;
+        users.extend(page.users);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return Ok((users, pages)),
+        }
+        assert!(pages < 100, "the listing never ends");
+    }
+}
+
+fn entra_roles(extra: &[&str]) -> SimOptions {
+    let mut roles = SimOptions::default().entra_roles;
+    roles.extend(extra.iter().map(|r| r.to_string()));
+    SimOptions {
+        entra_roles: roles,
+        ..SimOptions::default()
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn generated_emails(n: usize, keep: impl Fn(usize) -> bool) -> Vec<String> {
+    (1..=n)
+        .filter(|&i| keep(i))
+        .map(|i| format!("user{i:05}@example.com"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_directory_lists_everyone_across_several_pages() {
+    let n = 2100;
+    let env = env_of(
+        Directory::generated(n, "example.com"),
+        SimOptions::default(),
+    )
+    .await;
+    let everyone = generated_emails(n, |_| true);
+    for p in ALL {
+        let c = connector(&env, config(&env, p));
+        env.sim.reset_calls();
+        let (users, pages) = list(c.as_ref(), &Selection::All).await.unwrap();
+        let mut want = everyone.clone();
+        // The delegation admin is in Okta and Google only.
+        if matches!(p, Provider::Okta | Provider::Google) {
+            want.push("admin@example.com".into());
+        }
+        assert_eq!(sorted(users), sorted(want), "{p}");
+        let (min_pages, path) = match p {
+            Provider::Okta => (11, "/api/v1/users"),
+            Provider::Entra => (3, "/v1.0/users"),
+            Provider::Google => (5, "/admin/directory/v1/users"),
+            Provider::Slack => (11, "/api/users.list"),
+            Provider::Miro => (21, "/v2/orgs/"),
+        };
+        assert!(pages >= min_pages, "{p}: {pages} pages");
+        let listed: Vec<_> = env
+            .sim
+            .calls_to(p)
+            .into_iter()
+            .filter(|c| c.path.starts_with(path) && c.status == 200)
+            .collect();
+        assert!(listed.len() >= pages, "{p}: {} list calls", listed.len());
+        let first = listed[0].query.clone().unwrap_or_default();
+        let want_query = match p {
+            Provider::Okta => "limit=200",
+            Provider::Entra => "$select=id,userPrincipalName,mail&$top=999",
+            Provider::Google => "customer=my_customer&maxResults=500",
+            Provider::Slack => "limit=200",
+            Provider::Miro => "limit=100",
+        };
+        assert_eq!(first, want_query, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn slack_listing_leaves_out_bots() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Slack));
+    let (users, _) = list(c.as_ref(), &Selection::All).await.unwrap();
+    assert!(users.contains(&ALICE.to_string()), "{users:?}");
+    assert!(!users.iter().any(|u| u == "bot@example.com"), "{users:?}");
+}
+
+#[tokio::test]
+async fn entra_lists_exactly_the_people_at_a_risk_level_across_pages() {
+    let n = 2100;
+    let env = env_of(
+        Directory::generated(n, "example.com"),
+        entra_roles(&["IdentityRiskyUser.Read.All"]),
+    )
+    .await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    let (high, pages) = list(c.as_ref(), &Selection::Risky(RiskLevel::High))
+        .await
+        .unwrap();
+    assert_eq!(sorted(high), generated_emails(n, |i| i % 20 == 7));
+    assert!(pages >= 2, "{pages} pages");
+    let (medium, _) = list(c.as_ref(), &Selection::Risky(RiskLevel::Medium))
+        .await
+        .unwrap();
+    assert_eq!(sorted(medium), generated_emails(n, |i| i % 20 == 13));
+    let (low, _) = list(c.as_ref(), &Selection::Risky(RiskLevel::Low))
+        .await
+        .unwrap();
+    assert!(low.is_empty(), "{low:?}");
+    let risky = env
+        .sim
+        .calls_to(Provider::Entra)
+        .into_iter()
+        .find(|c| c.path == "/v1.0/identityProtection/riskyUsers")
+        .unwrap();
+    assert_eq!(
+        risky.query.as_deref(),
+        Some("$filter=riskLevel%20eq%20%27high%27")
+    );
+}
+
+#[tokio::test]
+async fn entra_names_the_permission_a_risky_listing_needs() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Entra));
+    let f = list(c.as_ref(), &Selection::Risky(RiskLevel::High))
+        .await
+        .unwrap_err();
+    assert_eq!(f.class, ErrorClass::Forbidden);
+    assert!(
+        f.message.contains("IdentityRiskyUser.Read.All"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn group_members_are_listed_across_pages_users_only() {
+    let n = 3000;
+    let dir = Directory::generated(n, "example.com");
+    let keys: Vec<(Provider, String)> = [Provider::Okta, Provider::Entra, Provider::Google]
+        .into_iter()
+        .map(|p| (p, dir.group_key(p, "eng")))
+        .collect();
+    let env = env_of(dir, entra_roles(&["GroupMember.Read.All"])).await;
+    let eng = generated_emails(n, |i| i % 3 == 0);
+    for (p, key) in keys {
+        let c = connector(&env, config(&env, p));
+        let (users, pages) = list(c.as_ref(), &Selection::Group(key.clone()))
+            .await
+            .unwrap();
+        // The nested group eng-oncall is a member in Entra and Google; it is no person.
+        assert_eq!(sorted(users), eng, "{p}");
+        assert!(pages >= 2, "{p}: {pages} pages");
+    }
+    let google = env
+        .sim
+        .calls_to(Provider::Google)
+        .into_iter()
+        .find(|c| c.path.starts_with("/admin/directory/v1/groups/"))
+        .unwrap();
+    assert_eq!(
+        google.path,
+        "/admin/directory/v1/groups/eng%40example.com/members"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_group_is_a_clear_configuration_error() {
+    let env = env_of(Directory::demo(), entra_roles(&["GroupMember.Read.All"])).await;
+    for p in [Provider::Okta, Provider::Entra, Provider::Google] {
+        let c = connector(&env, config(&env, p));
+        let f = list(c.as_ref(), &Selection::Group("no-such-group".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(f.class, ErrorClass::BadConfig, "{p}: {f:?}");
+        assert!(f.message.contains("no-such-group"), "{p}: {}", f.message);
+    }
+}
+
+#[tokio::test]
+async fn providers_without_groups_or_risk_levels_say_so() {
+    let env = env().await;
+    for p in ALL {
+        let c = connector(&env, config(&env, p));
+        let dir = c.directory().unwrap();
+        assert_eq!(dir.supports(&Selection::All), Ok(()), "{p}");
+        let risky = dir.supports(&Selection::Risky(RiskLevel::High));
+        let group = dir.supports(&Selection::Group("eng".into()));
+        match p {
+            Provider::Entra => {
+                assert_eq!((risky, group), (Ok(()), Ok(())));
+            }
+            _ => {
+                let m = risky.unwrap_err();
+                assert!(
+                    m.contains("--risky") && m.contains(c.instance().as_str()),
+                    "{m}"
+                );
+                if matches!(p, Provider::Slack | Provider::Miro) {
+                    let m = group.unwrap_err();
+                    assert!(m.contains("has no groups Sever can read"), "{m}");
+                } else {
+                    assert_eq!(group, Ok(()), "{p}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_listing_waits_out_a_rate_limit_like_any_other_call() {
+    let mut rate_limits = std::collections::HashMap::new();
+    rate_limits.insert(
+        Provider::Okta,
+        sever_sim::RateLimit {
+            max: 2,
+            per: Duration::from_secs(1),
+        },
+    );
+    let env = env_of(
+        Directory::generated(700, "example.com"),
+        SimOptions {
+            rate_limits,
+            ..SimOptions::default()
+        },
+    )
+    .await;
+    let c = connector(&env, config(&env, Provider::Okta));
+    let (users, pages) = list(c.as_ref(), &Selection::All).await.unwrap();
+    assert_eq!(users.len(), 701);
+    assert_eq!(pages, 4);
+    assert!(env.sim.count_429() >= 1, "the budget was never exceeded");
 }

@@ -420,6 +420,106 @@ pub struct IngestReport {
     pub invalid: u64,
 }
 
+/// What [`ingest_directory`] reads: a provider's directory, which of its
+/// people, and the call context (deadline, retry policy) of each page.
+pub struct Listing<'a> {
+    pub directory: &'a dyn crate::ports::Directory,
+    pub selection: &'a crate::ports::Selection,
+    pub new_cx: &'a dyn Fn() -> crate::ports::CallContext,
+}
+
+/// Store the people `directory` lists for `selection` as items of `job`,
+/// page by page as the provider answers (numbered on from the job's stored
+/// rows, [`INGEST_BATCH`] per transaction), and mark the input done.
+///
+/// `seen` holds the usernames (lowercased) already stored when a listing
+/// that stopped half-way is read again from its start; they are skipped.
+/// A fresh listing passes `None` and keeps no per-person state, so a
+/// directory of any size streams through in flat memory. `new_cx` makes the
+/// call context (deadline, retry policy) of each page; calls are paced as
+/// bulk calls. A listing that fails leaves the job `ingesting` with what
+/// was stored so far.
+pub async fn ingest_directory(
+    store: &dyn BulkStore,
+    job: &BulkJob,
+    listing: Listing<'_>,
+    mut seen: Option<std::collections::HashSet<String>>,
+    mut on_bad: impl FnMut(&BulkItem),
+    mut on_batch: impl FnMut(&IngestReport),
+) -> Result<IngestReport, BulkError> {
+    let Listing {
+        directory,
+        selection,
+        new_cx,
+    } = listing;
+    let mut report = IngestReport::default();
+    let mut batch = Vec::with_capacity(INGEST_BATCH);
+    let mut cursor: Option<String> = None;
+    let mut pages = 0u64;
+    loop {
+        let cx = new_cx();
+        let page = BULK_CONTEXT
+            .scope((), directory.page(&cx, selection, cursor.as_deref()))
+            .await
+            .map_err(|f| {
+                BulkError::Directory(format!(
+                    "listing the people of {} failed after {} stored ({}: {}); run `sever bulk resume {}` to read it again",
+                    job.source, job.rows + report.rows, f.class, f.message, job.id
+                ))
+            })?;
+        pages += 1;
+        for raw in page.users {
+            let raw = raw.trim().to_string();
+            if let Some(seen) = seen.as_mut() {
+                if !seen.insert(raw.to_lowercase()) {
+                    continue;
+                }
+            }
+            let seq = job.rows + report.rows;
+            let item = match Username::parse(&raw) {
+                Ok(u) => CsvRow::Valid {
+                    seq,
+                    line: 0,
+                    username: u,
+                },
+                Err(e) => CsvRow::Bad {
+                    seq,
+                    line: 0,
+                    raw: raw.chars().take(200).collect(),
+                    problem: e.to_string(),
+                },
+            }
+            .into_item();
+            report.rows += 1;
+            if item.state == ItemState::Invalid {
+                report.invalid += 1;
+                on_bad(&item);
+            } else {
+                report.valid += 1;
+            }
+            batch.push(item);
+            if batch.len() == INGEST_BATCH {
+                store.append_bulk_items(job.id, &batch, false).await?;
+                batch.clear();
+                on_batch(&report);
+            }
+        }
+        match page.next {
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            Some(_) => {
+                return Err(BulkError::Directory(format!(
+                    "{} answered the same page cursor twice after {pages} pages; stopping rather than looping",
+                    job.source
+                )))
+            }
+            None => break,
+        }
+    }
+    store.append_bulk_items(job.id, &batch, true).await?;
+    on_batch(&report);
+    Ok(report)
+}
+
 /// Store every row of `rows` as items of `job`, [`INGEST_BATCH`] per
 /// transaction, calling `on_bad` for each bad row; marks the input done.
 /// Memory stays flat whatever the input's size.
@@ -472,6 +572,9 @@ pub enum BulkError {
     NeedsApproval(BulkJobId),
     #[error("{0}")]
     Invalid(String),
+    /// Listing a provider's directory failed (after the connector's retries).
+    #[error("{0}")]
+    Directory(String),
 }
 
 /// How a job runs.
@@ -1113,5 +1216,202 @@ mod tests {
         assert!(!is_protected(&p, "alice@example.com"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+    }
+
+    /// Items kept in memory, to test ingestion alone.
+    #[derive(Default)]
+    struct Items {
+        batches: std::sync::Mutex<Vec<(Vec<BulkItem>, bool)>>,
+    }
+
+    #[async_trait]
+    impl BulkStore for Items {
+        async fn create_bulk_job(&self, _: &BulkJob) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn get_bulk_job(&self, _: BulkJobId) -> Result<Option<BulkJob>, StoreError> {
+            Ok(None)
+        }
+        async fn list_bulk_jobs(&self, _: bool) -> Result<Vec<BulkJob>, StoreError> {
+            Ok(vec![])
+        }
+        async fn append_bulk_items(
+            &self,
+            _: BulkJobId,
+            items: &[BulkItem],
+            input_done: bool,
+        ) -> Result<(), StoreError> {
+            self.batches
+                .lock()
+                .unwrap()
+                .push((items.to_vec(), input_done));
+            Ok(())
+        }
+        async fn set_bulk_state(
+            &self,
+            _: BulkJobId,
+            _: BulkState,
+            _: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn bulk_items(
+            &self,
+            _: BulkJobId,
+            _: Option<u64>,
+            _: u32,
+        ) -> Result<Vec<BulkItem>, StoreError> {
+            Ok(vec![])
+        }
+        async fn assign_bulk_request(
+            &self,
+            _: BulkJobId,
+            _: u64,
+            _: RequestId,
+        ) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn skip_bulk_item(&self, _: BulkJobId, _: u64, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// `pages` pages of `per_page` people `uN@x.com`; page cursors are
+    /// page numbers, or always "1" when `stuck`.
+    struct Pages {
+        pages: usize,
+        per_page: usize,
+        stuck: bool,
+    }
+
+    #[async_trait]
+    impl crate::ports::Directory for Pages {
+        fn supports(&self, _: &crate::ports::Selection) -> Result<(), String> {
+            Ok(())
+        }
+        async fn page(
+            &self,
+            _: &crate::ports::CallContext,
+            _: &crate::ports::Selection,
+            cursor: Option<&str>,
+        ) -> Result<crate::ports::DirectoryPage, crate::domain::Failure> {
+            let n: usize = cursor.map_or(0, |c| c.parse().unwrap());
+            Ok(crate::ports::DirectoryPage {
+                users: (0..self.per_page)
+                    .map(|i| {
+                        if n == 1 && i == 0 {
+                            "not an address".to_string()
+                        } else {
+                            format!("u{}@x.com", n * self.per_page + i)
+                        }
+                    })
+                    .collect(),
+                next: (self.stuck || n + 1 < self.pages).then(|| {
+                    if self.stuck {
+                        "1".into()
+                    } else {
+                        (n + 1).to_string()
+                    }
+                }),
+            })
+        }
+    }
+
+    fn job(rows: u64) -> BulkJob {
+        BulkJob {
+            id: BulkJobId::new(),
+            tenant_id: TenantId::DEFAULT,
+            incident_id: "INC".into(),
+            reason: Reason::parse("test").unwrap(),
+            channel: Channel::Cli,
+            requested_by: "test".into(),
+            targets: None,
+            source: "okta:all".into(),
+            state: BulkState::Ingesting,
+            rows,
+            invalid: 0,
+            input_done: false,
+            created_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    async fn list_into(
+        store: &Items,
+        job: &BulkJob,
+        dir: &Pages,
+        seen: Option<std::collections::HashSet<String>>,
+    ) -> Result<IngestReport, BulkError> {
+        let new_cx = || {
+            crate::ports::CallContext::new(
+                std::time::Instant::now() + Duration::from_secs(5),
+                crate::ports::RetryPolicy::default(),
+            )
+        };
+        ingest_directory(
+            store,
+            job,
+            Listing {
+                directory: dir,
+                selection: &crate::ports::Selection::All,
+                new_cx: &new_cx,
+            },
+            seen,
+            |_| {},
+            |_| {},
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_directory_is_stored_a_thousand_at_a_time_across_its_pages() {
+        let store = Items::default();
+        let dir = Pages {
+            pages: 7,
+            per_page: 300,
+            stuck: false,
+        };
+        let report = list_into(&store, &job(0), &dir, None).await.unwrap();
+        assert_eq!((report.rows, report.valid, report.invalid), (2100, 2099, 1));
+        let batches = store.batches.lock().unwrap();
+        let sizes: Vec<(usize, bool)> = batches.iter().map(|(b, d)| (b.len(), *d)).collect();
+        assert_eq!(sizes, [(1000, false), (1000, false), (100, true)]);
+        let items: Vec<&BulkItem> = batches.iter().flat_map(|(b, _)| b).collect();
+        assert!(items.iter().enumerate().all(|(i, it)| it.seq == i as u64));
+        assert_eq!(items[300].state, ItemState::Invalid);
+        assert_eq!(items[2099].username, "u2099@x.com");
+    }
+
+    #[tokio::test]
+    async fn a_listing_read_again_stores_only_the_people_not_stored_numbered_on() {
+        let store = Items::default();
+        let dir = Pages {
+            pages: 3,
+            per_page: 10,
+            stuck: false,
+        };
+        let seen: std::collections::HashSet<String> = (0..10)
+            .map(|i| format!("U{i}@X.COM").to_lowercase())
+            .collect();
+        let report = list_into(&store, &job(10), &dir, Some(seen)).await.unwrap();
+        assert_eq!(report.rows, 20);
+        let batches = store.batches.lock().unwrap();
+        let items = &batches[0].0;
+        assert_eq!(items[0].seq, 10);
+        assert_eq!(items[0].username, "not an address");
+        assert_eq!(items[19].username, "u29@x.com");
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_repeats_its_cursor_stops_the_listing() {
+        let store = Items::default();
+        let dir = Pages {
+            pages: 0,
+            per_page: 2,
+            stuck: true,
+        };
+        let err = list_into(&store, &job(0), &dir, None).await.unwrap_err();
+        assert!(err.to_string().contains("same page cursor twice"), "{err}");
+        assert!(store.batches.lock().unwrap().iter().all(|(_, done)| !done));
     }
 }

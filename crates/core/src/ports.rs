@@ -317,11 +317,133 @@ pub trait Connector: Send + Sync {
     async fn revoke(&self, cx: &CallContext, subject: &Subject) -> Result<Outcome, Failure>;
     /// Credentials valid, lookup works, permissions as least-privilege as the provider allows.
     async fn test(&self, cx: &CallContext) -> TestReport;
+    /// The provider's directory, for bulk jobs over its people (issue 7);
+    /// `None` when this connector cannot list them.
+    fn directory(&self) -> Option<&dyn Directory> {
+        None
+    }
+}
+
+/// An Entra ID Protection risk level, as `--risky` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskLevel {
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                InvalidInput::new("risk_level", format!("'{s}' is not low, medium or high"))
+            })
+    }
+}
+
+/// Which people of a directory a bulk job takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Everyone.
+    All,
+    /// People the provider rates at this risk level.
+    Risky(RiskLevel),
+    /// The user members of a group (id or key as the provider takes it).
+    Group(String),
+}
+
+impl Selection {
+    /// `all`, `risky:high` or `group:KEY`: how a job's source names it
+    /// (after the connector instance: `okta:all`).
+    pub fn label(&self) -> String {
+        match self {
+            Selection::All => "all".into(),
+            Selection::Risky(l) => format!("risky:{}", l.as_str()),
+            Selection::Group(g) => format!("group:{g}"),
+        }
+    }
+
+    /// The inverse of [`Selection::label`].
+    pub fn parse_label(s: &str) -> Option<Self> {
+        if s == "all" {
+            return Some(Selection::All);
+        }
+        if let Some(level) = s.strip_prefix("risky:") {
+            return RiskLevel::parse(level).ok().map(Selection::Risky);
+        }
+        s.strip_prefix("group:")
+            .filter(|g| !g.is_empty())
+            .map(|g| Selection::Group(g.to_string()))
+    }
+
+    /// The command-line flag that asks for it, for messages.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Selection::All => "--all",
+            Selection::Risky(_) => "--risky",
+            Selection::Group(_) => "--group",
+        }
+    }
+}
+
+/// One page of a directory listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryPage {
+    /// The people on this page, as the provider's usernames (login, UPN, email).
+    pub users: Vec<String>,
+    /// Where the next page starts (a next link, page token or cursor); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A provider's people, listed page by page so that a directory of any
+/// size streams through a bulk job rather than sitting in memory. Calls go
+/// through the connector's own HTTP machinery (retries, pacing, errors).
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Whether `selection` can be listed here; `Err` is a sentence naming
+    /// the flag and the provider.
+    fn supports(&self, selection: &Selection) -> Result<(), String>;
+
+    /// The page at `cursor` (`None`: the first one).
+    async fn page(
+        &self,
+        cx: &CallContext,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<DirectoryPage, Failure>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_label_reads_back_as_the_same_selection() {
+        for s in [
+            Selection::All,
+            Selection::Risky(RiskLevel::High),
+            Selection::Risky(RiskLevel::Low),
+            Selection::Group("eng@example.com".into()),
+            Selection::Group("00g1:odd".into()),
+        ] {
+            assert_eq!(Selection::parse_label(&s.label()), Some(s.clone()), "{s:?}");
+        }
+        assert_eq!(Selection::parse_label("risky:extreme"), None);
+        assert_eq!(Selection::parse_label("group:"), None);
+        assert_eq!(Selection::parse_label("everyone"), None);
+        assert_eq!(RiskLevel::parse(" HIGH "), Ok(RiskLevel::High));
+        assert!(RiskLevel::parse("none").is_err());
+    }
 
     #[test]
     fn backoff_grows_exponentially_and_is_capped() {

@@ -31,6 +31,10 @@ pub struct Person {
     /// Entra ID Protection risk level: `none`, `low`, `medium` or `high`.
     pub risk_level: String,
     pub display_name: String,
+    /// Names of the groups this person belongs to (Okta, Entra and Google
+    /// have groups; see [`Directory::group_key`] for each one's key).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl Default for Person {
@@ -47,6 +51,7 @@ impl Default for Person {
             admin: false,
             risk_level: "none".to_string(),
             display_name: String::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -92,6 +97,11 @@ impl Person {
 pub struct Directory {
     pub people: Vec<Person>,
     pub domain: String,
+    /// `(parent, child)`: group `child` is a member of group `parent`
+    /// (Entra and Google list it among the parent's members; Okta groups
+    /// do not nest).
+    #[serde(default)]
+    pub subgroups: Vec<(String, String)>,
 }
 
 impl Directory {
@@ -100,8 +110,14 @@ impl Directory {
         use Provider::*;
         let all = &Provider::ALL;
         let people = vec![
-            Person::new("alice@example.com", "Alice Anderson", all),
-            Person::new("bob@example.com", "Bob Brown", &[Okta, Entra, Google]),
+            Person {
+                groups: vec!["eng".to_string()],
+                ..Person::new("alice@example.com", "Alice Anderson", all)
+            },
+            Person {
+                groups: vec!["eng".to_string()],
+                ..Person::new("bob@example.com", "Bob Brown", &[Okta, Entra, Google])
+            },
             // Slack primary owner (reset refused); revoke in Entra refused by demo_faults.
             Person {
                 slack_primary_owner: true,
@@ -131,17 +147,20 @@ impl Directory {
             },
             Person {
                 risk_level: "high".to_string(),
+                groups: vec!["eng-oncall".to_string()],
                 ..Person::new("erin@example.com", "Erin Evans", all)
             },
         ];
         Directory {
             people,
             domain: "example.com".to_string(),
+            subgroups: vec![("eng".to_string(), "eng-oncall".to_string())],
         }
     }
 
     /// `n` people `user00001@domain`… present in all five providers (a few at high or medium
-    /// Entra risk), plus `admin@domain` in Okta and Google as the delegation subject.
+    /// Entra risk; every third in group `eng`, which holds group `eng-oncall`), plus
+    /// `admin@domain` in Okta and Google as the delegation subject.
     pub fn generated(n: usize, domain: &str) -> Directory {
         let mut people: Vec<Person> = (1..=n)
             .map(|i| {
@@ -156,6 +175,9 @@ impl Directory {
                     _ => "none",
                 }
                 .to_string();
+                if i % 3 == 0 {
+                    p.groups.push("eng".to_string());
+                }
                 p
             })
             .collect();
@@ -170,8 +192,36 @@ impl Directory {
         Directory {
             people,
             domain: domain.to_string(),
+            subgroups: vec![("eng".to_string(), "eng-oncall".to_string())],
         }
     }
+
+    /// The key a provider's API takes for group `name`: Okta's `00g…` id,
+    /// Entra's object id, Google's group email (`name@domain`).
+    pub fn group_key(&self, p: Provider, name: &str) -> String {
+        group_key(p, name, &self.domain)
+    }
+}
+
+pub(crate) fn group_key(p: Provider, name: &str, domain: &str) -> String {
+    let h = |salt: &str| fnv1a(salt, name);
+    match p {
+        Provider::Okta => format!("00g{}", base62(h("okta-group"), 17)),
+        Provider::Entra => guid((u128::from(h("group-hi")) << 64) | u128::from(h("group-lo"))),
+        Provider::Google => format!("{}@{domain}", name.to_lowercase()),
+        Provider::Slack | Provider::Miro => name.to_string(),
+    }
+}
+
+fn guid(g: u128) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        (g >> 96) as u32,
+        (g >> 80) as u16,
+        ((g >> 64) as u16) & 0x0fff,
+        (((g >> 48) as u16) & 0x3fff) | 0x8000,
+        (g as u64) & 0xffff_ffff_ffff
+    )
 }
 
 /// A person's identifiers in each provider.
@@ -190,14 +240,7 @@ impl Ids {
         let g = (u128::from(h("graph-hi")) << 64) | u128::from(h("graph-lo"));
         Ids {
             okta: format!("00u{}", base62(h("okta"), 17)),
-            graph: format!(
-                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-                (g >> 96) as u32,
-                (g >> 80) as u16,
-                ((g >> 64) as u16) & 0x0fff,
-                (((g >> 48) as u16) & 0x3fff) | 0x8000,
-                (g as u64) & 0xffff_ffff_ffff
-            ),
+            graph: guid(g),
             google: format!("1{:020}", h("google")),
             slack: format!("W0{}", base36(h("slack"), 8)),
             miro: format!("3458764{:012}", h("miro") % 1_000_000_000_000),
@@ -210,6 +253,7 @@ pub(crate) struct Index {
     pub people: Vec<Person>,
     pub ids: Vec<Ids>,
     pub domain: String,
+    pub subgroups: Vec<(String, String)>,
     /// Lowercased provider-specific keys (login, UPN, ids, email) → person.
     by_key: HashMap<(Provider, String), usize>,
     /// Lowercased Entra `mail` → people (not unique: see dup@example.com).
@@ -252,6 +296,7 @@ impl Index {
             people: dir.people,
             ids,
             domain: dir.domain,
+            subgroups: dir.subgroups,
             by_key,
             by_mail,
             any,
@@ -273,6 +318,32 @@ impl Index {
     /// The person any provider knows by `key`: email, login, UPN or any id.
     pub fn resolve(&self, key: &str) -> Option<usize> {
         self.any.get(&key.to_lowercase()).copied()
+    }
+
+    /// The group `p` knows by `key` (case-insensitive), by name.
+    pub fn group(&self, p: Provider, key: &str) -> Option<String> {
+        self.people
+            .iter()
+            .flat_map(|person| person.groups.iter())
+            .chain(self.subgroups.iter().flat_map(|(a, b)| [a, b]))
+            .find(|name| group_key(p, name, &self.domain).eq_ignore_ascii_case(key))
+            .cloned()
+    }
+
+    /// People of `p` in group `name`, in directory order.
+    pub fn group_members(&self, p: Provider, name: &str) -> Vec<usize> {
+        (0..self.people.len())
+            .filter(|&i| self.people[i].is_in(p) && self.people[i].groups.iter().any(|g| g == name))
+            .collect()
+    }
+
+    /// Groups directly inside group `name`.
+    pub fn subgroups_of(&self, name: &str) -> Vec<&str> {
+        self.subgroups
+            .iter()
+            .filter(|(parent, _)| parent == name)
+            .map(|(_, child)| child.as_str())
+            .collect()
     }
 
     /// People present in `p`, in directory order.

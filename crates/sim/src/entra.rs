@@ -43,6 +43,12 @@ const RISK_READ: [&str; 2] = [
     "IdentityRiskyUser.Read.All",
     "IdentityRiskyUser.ReadWrite.All",
 ];
+const GROUP_READ: [&str; 4] = [
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
 const USER_PROPS: [&str; 15] = [
     "id",
     "displayName",
@@ -529,8 +535,15 @@ fn risky_users(cx: &Cx, req: &Req) -> Reply {
             }
         }
     };
+    let (top, skip) = match page_params(cx, req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let more = people.len() > skip + top;
     let value: Vec<Value> = people
         .iter()
+        .skip(skip)
+        .take(top)
         .map(|&i| {
             let p = &cx.shared.index.people[i];
             json!({
@@ -546,10 +559,122 @@ fn risky_users(cx: &Cx, req: &Req) -> Reply {
             })
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "@odata.context": format!("{METADATA}#identityProtection/riskyUsers"),
         "value": value,
     });
+    if more {
+        body["@odata.nextLink"] = json!(next_link(
+            req,
+            "identityProtection/riskyUsers",
+            top,
+            skip + top
+        ));
+    }
+    Reply::json(200, JSON, &body)
+}
+
+/// `$top` (1..=999, default 100) and the offset a `$skiptoken` carries.
+fn page_params(cx: &Cx, req: &Req) -> Result<(usize, usize), Reply> {
+    let q = req.query_params();
+    let top = match param(&q, "$top") {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=999).contains(&n) => n,
+            _ => {
+                let m = format!(
+                    "Invalid page size specified: '{v}'. Must be between 1 and 999 inclusive."
+                );
+                return Err(bad_request(cx, req, "Request_BadRequest", &m));
+            }
+        },
+    };
+    let skip = match param(&q, "$skiptoken") {
+        None => 0,
+        Some(t) => decode_skiptoken(t).ok_or_else(|| {
+            bad_request(
+                cx,
+                req,
+                "Request_BadRequest",
+                "Invalid paging token specified.",
+            )
+        })?,
+    };
+    Ok((top, skip))
+}
+
+/// The `@odata.nextLink` of `path`: the request's own query (but its
+/// `$skiptoken`) plus the next page's token, as Graph builds it.
+fn next_link(req: &Req, path: &str, top: usize, offset: usize) -> String {
+    let mut link = format!("{}/v1.0/{path}?", req.base());
+    for (name, value) in req.query_params() {
+        if name == "$skiptoken" || name == "$top" {
+            continue;
+        }
+        link.push_str(&format!(
+            "{name}={}&",
+            utf8_percent_encode(&value, NON_ALPHANUMERIC)
+        ));
+    }
+    link.push_str(&format!(
+        "$top={top}&$skiptoken={}",
+        encode_skiptoken(offset)
+    ));
+    link
+}
+
+/// `GET /groups/{id}/members`: directory objects of several types; users
+/// carry `@odata.type: #microsoft.graph.user`, nested groups
+/// `#microsoft.graph.group`. Needs `GroupMember.Read.All` (or broader).
+fn group_members(cx: &Cx, req: &Req, group_id: &str) -> Reply {
+    if let Err(r) = authorize(cx, req, &GROUP_READ) {
+        return r;
+    }
+    let Some(group) = cx.shared.index.group(Provider::Entra, group_id) else {
+        return not_found(cx, req, group_id);
+    };
+    let (top, skip) = match page_params(cx, req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut members: Vec<Value> = cx
+        .shared
+        .index
+        .group_members(Provider::Entra, &group)
+        .into_iter()
+        .map(|i| {
+            let p = &cx.shared.index.people[i];
+            json!({
+                "@odata.type": "#microsoft.graph.user",
+                "id": cx.shared.index.ids[i].graph,
+                "displayName": p.display_name,
+                "userPrincipalName": p.upn(),
+                "mail": p.mail(),
+            })
+        })
+        .collect();
+    for child in cx.shared.index.subgroups_of(&group) {
+        members.push(json!({
+            "@odata.type": "#microsoft.graph.group",
+            "id": crate::directory::group_key(Provider::Entra, child, &cx.shared.index.domain),
+            "displayName": child,
+            "mail": null,
+        }));
+    }
+    let more = members.len() > skip + top;
+    let value: Vec<Value> = members.into_iter().skip(skip).take(top).collect();
+    let mut body = json!({
+        "@odata.context": format!("{METADATA}#directoryObjects"),
+        "value": value,
+    });
+    if more {
+        body["@odata.nextLink"] = json!(next_link(
+            req,
+            &format!("groups/{group_id}/members"),
+            top,
+            skip + top
+        ));
+    }
     Reply::json(200, JSON, &body)
 }
 
@@ -603,6 +728,7 @@ impl Api for Entra {
             ("POST", ["v1.0", "users", key, "revokeSignInSessions"]) => revoke(cx, req, key),
             (_, ["v1.0", "users", _, "revokeSignInSessions"]) => not_allowed(),
             ("GET", ["v1.0", "identityProtection", "riskyUsers"]) => risky_users(cx, req),
+            ("GET", ["v1.0", "groups", id, "members"]) => group_members(cx, req, id),
             // Graph names the first segment it cannot resolve, with a 400.
             (_, ["v1.0", rest @ ..]) => {
                 let segment = rest.last().copied().unwrap_or("");

@@ -25,8 +25,17 @@ const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const READONLY: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 const SECURITY: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
 const USER: &str = "https://www.googleapis.com/auth/admin.directory.user";
+const GROUP_MEMBER_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+/// Scopes that may list a group's members.
+const GROUP_READ: [&str; 4] = [
+    GROUP_MEMBER_READONLY,
+    "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group",
+];
 /// Scopes the demo service account's client id is delegated in the Admin console.
-const DELEGATED: [&str; 2] = [READONLY, SECURITY];
+const DELEGATED: [&str; 3] = [READONLY, SECURITY, GROUP_MEMBER_READONLY];
 const SHORT_LIVED: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a \
      reasonable timeframe. Check your iat and exp values in the JWT claim.";
 
@@ -325,6 +334,71 @@ fn list_users(cx: &Cx, req: &Req) -> Reply {
     Reply::json(200, JSON, &body)
 }
 
+/// `members.list`: a group's direct members (`type` `USER` or `GROUP`), at most 200 a
+/// page, paged by `pageToken`/`nextPageToken`.
+fn group_members(cx: &Cx, req: &Req, key: &str) -> Reply {
+    if let Err(r) = authorize(cx, req, &GROUP_READ) {
+        return r;
+    }
+    let Some(group) = cx.shared.index.group(Provider::Google, key) else {
+        return error(404, "Resource Not Found: groupKey", "notFound", None);
+    };
+    let q = req.query_params();
+    let max = match param(&q, "maxResults") {
+        None => 200,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(200),
+            _ => {
+                let m = format!("Invalid value '{v}'. Values must be within the range: [1, 200]");
+                return error(400, &m, "invalid", None);
+            }
+        },
+    };
+    let offset = match param(&q, "pageToken") {
+        None => 0,
+        Some(t) => match decode_page_token(t) {
+            Some(n) => n,
+            None => return error(400, "Invalid Input: pageToken", "invalid", None),
+        },
+    };
+    let ix = &cx.shared.index;
+    let mut members: Vec<Value> = ix
+        .group_members(Provider::Google, &group)
+        .into_iter()
+        .map(|i| {
+            json!({
+                "kind": "admin#directory#member",
+                "etag": "\"sim-member\"",
+                "id": ix.ids[i].google,
+                "email": ix.people[i].email,
+                "role": "MEMBER",
+                "type": "USER",
+                "status": "ACTIVE",
+            })
+        })
+        .collect();
+    for child in ix.subgroups_of(&group) {
+        members.push(json!({
+            "kind": "admin#directory#member",
+            "etag": "\"sim-member\"",
+            "id": format!("0{}", child.len()),
+            "email": crate::directory::group_key(Provider::Google, child, &ix.domain),
+            "role": "MEMBER",
+            "type": "GROUP",
+        }));
+    }
+    let total = members.len();
+    let page: Vec<Value> = members.into_iter().skip(offset).take(max).collect();
+    let mut body = json!({"kind": "admin#directory#members", "etag": "\"sim-members\""});
+    if !page.is_empty() {
+        body["members"] = Value::Array(page);
+    }
+    if total > offset + max {
+        body["nextPageToken"] = json!(URL_SAFE_NO_PAD.encode(format!("o{}", offset + max)));
+    }
+    Reply::json(200, JSON, &body)
+}
+
 fn decode_page_token(token: &str) -> Option<usize> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
     raw.strip_prefix('o')?.parse().ok()
@@ -349,6 +423,9 @@ impl Api for Google {
         match (req.method.as_str(), req.segs().as_slice()) {
             ("POST", ["token"]) => token(cx, req),
             ("GET", ["admin", "directory", "v1", "users"]) => list_users(cx, req),
+            ("GET", ["admin", "directory", "v1", "groups", key, "members"]) => {
+                group_members(cx, req, key)
+            }
             ("GET", ["admin", "directory", "v1", "users", key]) => get_user(cx, req, key),
             ("POST", ["admin", "directory", "v1", "users", key, "signOut"]) => {
                 sign_out(cx, req, key)

@@ -257,6 +257,48 @@ fn list_users(cx: &Cx, req: &Req) -> Reply {
     reply
 }
 
+/// `GET /api/v1/groups/{groupId}/users`: the group's users, paged like the user list
+/// (`limit` up to 1000, `after` the last id, `Link: <…>; rel="next"`).
+fn group_users(cx: &Cx, req: &Req, group_id: &str) -> Reply {
+    if let Err(r) = authorize(cx, req, &READ) {
+        return r;
+    }
+    let Some(group) = cx.shared.index.group(Provider::Okta, group_id) else {
+        return error(
+            404,
+            "E0000007",
+            &format!("Not found: Resource not found: {group_id} (UserGroup)"),
+        );
+    };
+    let q = req.query_params();
+    let limit = match param(&q, "limit").map(str::parse::<usize>) {
+        None => 1000,
+        Some(Ok(n)) => n.clamp(1, 1000),
+        Some(Err(_)) => return error(400, "E0000001", "Api validation failed: limit"),
+    };
+    let mut people = cx.shared.index.group_members(Provider::Okta, &group);
+    if let Some(after) = param(&q, "after") {
+        let ids = &cx.shared.index.ids;
+        if let Some(pos) = people.iter().position(|&i| ids[i].okta == after) {
+            people.drain(..=pos);
+        }
+    }
+    let more = people.len() > limit;
+    people.truncate(limit);
+    let users: Vec<Value> = people.iter().map(|&i| user_json(cx, req, i)).collect();
+    let base = format!("{}/api/v1/groups/{group_id}/users", req.base());
+    let mut reply = Reply::json(200, JSON, &Value::Array(users))
+        .with("link", format!("<{base}?limit={limit}>; rel=\"self\""));
+    if let (true, Some(&last)) = (more, people.last()) {
+        let after = &cx.shared.index.ids[last].okta;
+        reply.set(
+            "link",
+            format!("<{base}?after={after}&limit={limit}>; rel=\"next\""),
+        );
+    }
+    reply
+}
+
 fn revoke_sessions(cx: &Cx, req: &Req, id: &str) -> Reply {
     if let Err(r) = authorize(cx, req, &MANAGE) {
         return r;
@@ -428,6 +470,7 @@ impl Api for Okta {
             ("POST", ["oauth2", "v1", "token"]) => token(cx, req),
             (_, ["oauth2", "v1", "token"]) => not_allowed("POST"),
             ("GET", ["api", "v1", "users"]) => list_users(cx, req),
+            ("GET", ["api", "v1", "groups", group, "users"]) => group_users(cx, req, group),
             ("GET", ["api", "v1", "users", "me"]) => me(cx, req),
             ("GET", ["api", "v1", "users", key]) => get_user(cx, req, key),
             ("DELETE", ["api", "v1", "users", id, "sessions"]) => revoke_sessions(cx, req, id),

@@ -1211,3 +1211,259 @@ async fn risky_users_lists_high_risk_people_when_the_app_may_read_them() {
         .collect();
     assert_eq!(upns, vec!["erin@example.com"]);
 }
+
+// ---- groups and risk levels (bulk --group / --risky) ----
+
+const GROUP_MEMBER_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+
+#[tokio::test]
+async fn okta_group_users_page_by_link_and_an_unknown_group_is_e0000007() {
+    let dir = Directory::generated(30, "example.com");
+    let eng = dir.group_key(Provider::Okta, "eng");
+    assert!(eng.starts_with("00g") && eng.len() == 20, "{eng}");
+    let sims = Sims::start(dir, SimOptions::default()).await.expect("sims");
+    let auth = format!("SSWS {}", demo::OKTA_API_TOKEN);
+    let mut url = okta(&sims, &format!("/api/v1/groups/{eng}/users?limit=4"));
+    let mut logins = Vec::new();
+    let mut pages = 0;
+    loop {
+        let resp = client()
+            .get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(resp.status(), 200);
+        assert!(header(&resp, "x-rate-limit-remaining").is_some());
+        let next = resp
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.ends_with("rel=\"next\""))
+            .map(|v| {
+                v.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+        pages += 1;
+        for u in json(resp).await.as_array().expect("array") {
+            logins.push(u["profile"]["login"].as_str().expect("login").to_string());
+        }
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    let want: Vec<String> = (1..=30)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("user{i:05}@example.com"))
+        .collect();
+    assert_eq!(logins, want);
+    assert_eq!(pages, 3);
+
+    let resp = client()
+        .get(okta(&sims, "/api/v1/groups/00gnosuchgroup000000/users"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json(resp).await["errorCode"], "E0000007");
+}
+
+#[tokio::test]
+async fn graph_group_members_are_polymorphic_and_need_group_member_read() {
+    let dir = Directory::demo();
+    let eng = dir.group_key(Provider::Entra, "eng");
+    let sims = start().await;
+    let token = entra_token(&sims).await;
+    let resp = graph_get(&sims, &token, &format!("/groups/{eng}/members")).await;
+    assert_eq!(
+        resp.status(),
+        403,
+        "the default roles lack GroupMember.Read.All"
+    );
+    assert_eq!(
+        json(resp).await["error"]["code"],
+        "Authorization_RequestDenied"
+    );
+
+    let mut roles = SimOptions::default().entra_roles;
+    roles.push("GroupMember.Read.All".to_string());
+    let sims = start_with(SimOptions {
+        entra_roles: roles,
+        ..SimOptions::default()
+    })
+    .await;
+    let token = entra_token(&sims).await;
+    let page1 =
+        json(graph_get(&sims, &token, &format!("/groups/{eng}/members?$top=2")).await).await;
+    let next = page1["@odata.nextLink"].as_str().expect("next link");
+    assert!(next.contains("$skiptoken="), "{next}");
+    let page2 = json(
+        client()
+            .get(next)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("call"),
+    )
+    .await;
+    assert!(page2.get("@odata.nextLink").is_none(), "{page2}");
+    let members: Vec<(String, Option<String>)> = page1["value"]
+        .as_array()
+        .into_iter()
+        .chain(page2["value"].as_array())
+        .flatten()
+        .map(|m| {
+            (
+                m["@odata.type"].as_str().unwrap_or("").to_string(),
+                m["userPrincipalName"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (
+                "#microsoft.graph.user".into(),
+                Some("alice@example.com".into())
+            ),
+            (
+                "#microsoft.graph.user".into(),
+                Some("bob@example.com".into())
+            ),
+            ("#microsoft.graph.group".into(), None),
+        ]
+    );
+    let resp = graph_get(&sims, &token, "/groups/no-such-group/members").await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        json(resp).await["error"]["code"],
+        "Request_ResourceNotFound"
+    );
+}
+
+#[tokio::test]
+async fn risky_users_page_by_next_link_keeping_the_filter() {
+    let mut roles = SimOptions::default().entra_roles;
+    roles.push("IdentityRiskyUser.Read.All".to_string());
+    let sims = Sims::start(
+        Directory::generated(200, "example.com"),
+        SimOptions {
+            entra_roles: roles,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("sims");
+    let token = entra_token(&sims).await;
+    let page1 = json(
+        graph_get(
+            &sims,
+            &token,
+            "/identityProtection/riskyUsers?$filter=riskLevel%20eq%20%27high%27&$top=6",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(page1["value"].as_array().expect("value").len(), 6);
+    let next = page1["@odata.nextLink"].as_str().expect("next link");
+    let page2 = json(
+        client()
+            .get(next)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("call"),
+    )
+    .await;
+    let levels: Vec<&str> = page2["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|u| u["riskLevel"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(levels, vec!["high"; 4], "the filter carries over: {page2}");
+    assert!(page2.get("@odata.nextLink").is_none());
+}
+
+#[tokio::test]
+async fn google_members_list_pages_users_and_groups_with_its_own_scope() {
+    let sims = start().await;
+    let pem = include_str!("../keys/google-demo-sa.pem");
+    let readonly =
+        json(google_token_call(&sims, &google_assertion(&sims, READONLY, pem)).await).await;
+    let url = |q: &str| {
+        format!(
+            "{}/admin/directory/v1/groups/eng%40example.com/members{q}",
+            sims.base_url(Provider::Google)
+        )
+    };
+    let get = |u: String, token: String| async move {
+        client()
+            .get(u)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("call")
+    };
+    let token = readonly["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let resp = get(url(""), token).await;
+    assert_eq!(resp.status(), 403, "user scopes do not read groups");
+
+    let grant =
+        json(google_token_call(&sims, &google_assertion(&sims, GROUP_MEMBER_READONLY, pem)).await)
+            .await;
+    let token = grant["access_token"].as_str().expect("token").to_string();
+    let page1 = json(get(url("?maxResults=2"), token.clone()).await).await;
+    let next = page1["nextPageToken"].as_str().expect("next page");
+    let page2 = json(
+        get(
+            url(&format!("?maxResults=2&pageToken={next}")),
+            token.clone(),
+        )
+        .await,
+    )
+    .await;
+    assert!(page2.get("nextPageToken").is_none());
+    let members: Vec<(String, String)> = page1["members"]
+        .as_array()
+        .into_iter()
+        .chain(page2["members"].as_array())
+        .flatten()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap_or("").to_string(),
+                m["email"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            ("USER".to_string(), "alice@example.com".to_string()),
+            ("USER".to_string(), "bob@example.com".to_string()),
+            ("GROUP".to_string(), "eng-oncall@example.com".to_string()),
+        ]
+    );
+    let resp = get(
+        format!(
+            "{}/admin/directory/v1/groups/nope%40example.com/members",
+            sims.base_url(Provider::Google)
+        ),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json(resp).await["error"]["errors"][0]["reason"], "notFound");
+    let resp = get(url("?maxResults=0"), token).await;
+    assert_eq!(resp.status(), 400);
+}

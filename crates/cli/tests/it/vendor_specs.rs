@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sever_connectors::{ConnectorConfig, HttpClient, MemoryTokenCache};
-use sever_core::{CallContext, Lookup, Outcome, RetryPolicy, Step, Subject, Username};
+use sever_core::{
+    CallContext, Lookup, Outcome, RetryPolicy, RiskLevel, Selection, Step, Subject, Username,
+};
 use sever_sim::{demo, Directory, Provider, SimOptions, Sims};
 
 fn workspace() -> PathBuf {
@@ -136,6 +138,52 @@ async fn exercise(cfg: serde_json::Value, fallback: &str) -> Vec<String> {
     problems
 }
 
+/// The first page of every directory listing the connector supports
+/// (bulk --all, --risky, --group); every call must be answered 2xx and
+/// its body read.
+async fn list_first_pages(cfg: serde_json::Value) -> Vec<String> {
+    let cfg: ConnectorConfig = serde_json::from_value(cfg).unwrap();
+    let http = HttpClient::new().unwrap();
+    let c = sever_connectors::build(&cfg, &http, Arc::new(MemoryTokenCache::new())).unwrap();
+    let dir = c.directory().expect("every connector lists its people");
+    let selections = [
+        Selection::All,
+        Selection::Risky(RiskLevel::High),
+        Selection::Group(match c.provider() {
+            sever_core::ConnectorKey::Okta => "00g1emaKYZTWRYYRRTSK".to_string(),
+            sever_core::ConnectorKey::GoogleWorkspace => "eng@example.com".to_string(),
+            _ => "02bd9fd6-8f93-4758-87c3-1fb73740a315".to_string(),
+        }),
+    ];
+    let mut problems = Vec::new();
+    for selection in selections.iter().filter(|s| dir.supports(s).is_ok()) {
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let cx = CallContext::new(Instant::now() + Duration::from_secs(20), policy);
+        if let Err(f) = dir.page(&cx, selection, None).await {
+            problems.push(format!(
+                "{} list {}: {f:?}",
+                c.instance(),
+                selection.label()
+            ));
+        }
+        for a in cx.attempts().iter().filter(|a| a.step != Step::Token) {
+            if !a.http_status.is_some_and(|s| (200..300).contains(&s)) {
+                problems.push(format!(
+                    "{} list {} answered {:?} {:?}",
+                    c.instance(),
+                    selection.label(),
+                    a.http_status,
+                    a.provider_code
+                ));
+            }
+        }
+    }
+    problems
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connectors_requests_satisfy_the_vendors_published_api_spec() {
     let okta = start_mock("okta-management.yaml");
@@ -183,6 +231,7 @@ async fn every_connectors_requests_satisfy_the_vendors_published_api_spec() {
     ];
     let mut problems = Vec::new();
     for (cfg, fallback) in cases {
+        problems.extend(list_first_pages(cfg.clone()).await);
         problems.extend(exercise(cfg, fallback).await);
     }
     assert!(
