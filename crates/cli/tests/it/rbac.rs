@@ -64,6 +64,43 @@ const API: &[(&str, &str, &str, Option<&str>, Need)] = {
             Some(r#"{"username": "alice@example.com", "integration_targets": ["okta"]}"#),
             S(Read),
         ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations",
+            "/api/v1/bulk-revocations",
+            Some(
+                r#"{"usernames": ["$USER"], "reason": "rbac matrix", "integration_targets": ["no-such-connector"]}"#,
+            ),
+            S(Revoke),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations",
+            "/api/v1/bulk-revocations",
+            None,
+            S(Read),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations/{id}",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead",
+            None,
+            S(Read),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations/{id}/results.csv",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/results.csv",
+            None,
+            S(Read),
+        ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations/{id}/approve",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/approve",
+            Some(r#"{"reason": "rbac matrix"}"#),
+            S(Admin),
+        ),
         ("GET", "/api/v1/usage", "/api/v1/usage", None, S(Read)),
         (
             "GET",
