@@ -539,6 +539,14 @@ const UI: &[UiRoute] = {
         ("GET", "/ui/requests/$REQ", &[], Read),
         ("GET", "/ui/requests/$REQ/progress", &[], Read),
         ("GET", "/ui/dashboard", &[], Read),
+        ("GET", "/ui/bulk", &[], Read),
+        ("GET", "/ui/bulk/rows", &[], Read),
+        (
+            "GET",
+            "/ui/bulk/00000000-0000-4000-8000-00000000dead/results.csv",
+            &[],
+            Read,
+        ),
         ("GET", "/ui/approvals", &[], Read),
         ("GET", "/ui/integrations", &[], Admin),
         (

@@ -708,3 +708,32 @@ async fn every_ui_answer_carries_strict_security_headers_and_a_locked_down_cooki
         .unwrap()
         .contains("immutable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_watches_a_bulk_job_started_over_the_api_progress_to_completion() {
+    let s = start().await;
+    // Miro answers alice slowly, so the job is still running when the page opens.
+    s.sim().set_fault(
+        Provider::Miro,
+        "alice@example.com",
+        Fault::new(FaultKind::Slow(Duration::from_secs(5)), Step::Revoke),
+    );
+    let a = s
+        .call(
+            Method::POST,
+            "/api/v1/bulk-revocations",
+            Some(json!({
+                "usernames": ["carol@example.com", "alice@example.com", "not a person@@"],
+                "reason": "token theft",
+                "incident_id": "INC-UI",
+                "integration_targets": ["miro"],
+            })),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let out = browser(&s, "bulk").await;
+    assert_eq!(out["after"]["max"], 3, "{out}");
+    assert_eq!(out["after"]["value"], 3, "{out}");
+    assert!(out["during"]["value"].as_u64().unwrap() < 3, "{out}");
+    assert_eq!(out["csv_lines"], 4, "{out}");
+}

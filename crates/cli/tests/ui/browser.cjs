@@ -516,7 +516,42 @@ async function approvals(browser) {
   return { approved: approvedId };
 }
 
-const scenarios = { responder, integrations, viewer, administration, approvals };
+// Bulk jobs: a viewer follows a job started over the API from running to
+// completed on the Bulk page (it refreshes itself), then reads its CSV.
+async function bulk(browser) {
+  const page = await newPage(browser);
+  await signIn(page, env("VIEWER_EMAIL"), env("VIEWER_PASSWORD"));
+  await page.getByRole("link", { name: "Bulk", exact: true }).click();
+  await page.waitForURL((u) => u.pathname === "/ui/bulk");
+  const running = page.locator("tr[data-bulk-job][data-state='running']");
+  await running.waitFor();
+  const during = {
+    value: Number(await running.locator("progress").getAttribute("value")),
+    max: Number(await running.locator("progress").getAttribute("max")),
+  };
+  // No reload: the table refreshes itself until the job is done.
+  const done = page.locator("tr[data-bulk-job][data-state='completed']");
+  await done.waitFor({ timeout: 30_000 });
+  const after = {
+    value: Number(await done.locator("progress").getAttribute("value")),
+    max: Number(await done.locator("progress").getAttribute("max")),
+  };
+  assert.equal(after.value, after.max, "a completed job's bar is full");
+  assert.match(await done.textContent(), /100%/);
+  assert.equal(
+    await page.locator("#bulk-jobs").getAttribute("data-polling"),
+    "false",
+    "the page stops refreshing once nothing moves"
+  );
+  const href = await done.getByRole("link", { name: "CSV" }).getAttribute("href");
+  const csv = await page.evaluate(async (h) => (await fetch(h)).text(), href);
+  assert.match(csv, /^line,username,status,error,request_id,miro/);
+  await shot(page, "bulk");
+  noProblems(page);
+  return { during, after, csv_lines: csv.trim().split("\n").length };
+}
+
+const scenarios = { responder, integrations, viewer, administration, approvals, bulk };
 
 (async () => {
   const name = process.argv[2];
