@@ -61,11 +61,23 @@ pub async fn runner(st: &AppState, job: &BulkJob) -> Result<BulkRunner, ApiError
     Ok(runner_for(st, engine))
 }
 
-/// [`runner`] over `engine` (the tenant's).
+/// How long one person's request of a bulk job may take, waits for each
+/// provider's budget included (a single revocation keeps the configured
+/// deadline: it never waits behind bulk calls).
+pub const BULK_REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// [`runner`] over the connectors of `engine` (the tenant's), with the
+/// bulk request deadline.
 pub fn runner_for(st: &AppState, engine: Arc<sever_core::Engine>) -> BulkRunner {
     let store: Arc<dyn BulkStore> = st.db().clone();
+    let mut settings = *engine.settings();
+    settings.request_deadline = settings.request_deadline.max(BULK_REQUEST_DEADLINE);
+    let mut bulk = sever_core::Engine::new(st.db().clone(), st.clock().clone(), settings);
+    for (c, enabled) in engine.connectors() {
+        bulk = bulk.with_connector(c.clone(), enabled);
+    }
     BulkRunner::new(
-        engine,
+        Arc::new(bulk),
         store,
         BulkSettings {
             concurrency: SERVER_BULK_CONCURRENCY,

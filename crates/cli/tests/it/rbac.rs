@@ -542,6 +542,12 @@ const UI: &[UiRoute] = {
         ("GET", "/ui/bulk", &[], Read),
         ("GET", "/ui/bulk/rows", &[], Read),
         (
+            "POST",
+            "/ui/bulk",
+            &[("usernames", ""), ("reason", "rbac matrix")],
+            Revoke,
+        ),
+        (
             "GET",
             "/ui/bulk/00000000-0000-4000-8000-00000000dead/results.csv",
             &[],
@@ -744,7 +750,7 @@ async fn every_role_is_allowed_or_refused_on_every_ui_route_by_the_server() {
         let expected = match role {
             Role::Owner | Role::Admin => 0,
             Role::Analyst => 16,
-            Role::Viewer => 17,
+            Role::Viewer => 18,
         };
         assert_eq!(refused, expected, "{role}");
     }

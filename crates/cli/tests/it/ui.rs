@@ -710,7 +710,7 @@ async fn every_ui_answer_carries_strict_security_headers_and_a_locked_down_cooki
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_watches_a_bulk_job_started_over_the_api_progress_to_completion() {
+async fn a_viewer_watches_an_api_bulk_job_complete_and_an_admin_starts_one_on_the_page() {
     let s = start().await;
     // Miro answers alice slowly, so the job is still running when the page opens.
     s.sim().set_fault(
@@ -736,4 +736,17 @@ async fn a_viewer_watches_a_bulk_job_started_over_the_api_progress_to_completion
     assert_eq!(out["after"]["value"], 3, "{out}");
     assert!(out["during"]["value"].as_u64().unwrap() < 3, "{out}");
     assert_eq!(out["csv_lines"], 4, "{out}");
+    // The admin's job, started on the page, is an ordinary job of the tenant.
+    let list = s.call(Method::GET, "/api/v1/bulk-revocations", None).await;
+    let ui_job = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["incident_id"] == "INC-UI-2")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", list.body));
+    assert_eq!(ui_job["channel"], "ui");
+    assert_eq!(ui_job["requested_by"], format!("user:{ADMIN}"));
+    assert_eq!(ui_job["counts"]["completed"], 1);
+    assert_eq!(ui_job["counts"]["invalid"], 1);
 }

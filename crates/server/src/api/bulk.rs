@@ -163,11 +163,75 @@ async fn create_inner(
         Begin::Fresh(p) => Some(p),
         Begin::NoKey => None,
     };
+    let view = start(
+        st,
+        StartBulk {
+            tenant,
+            caller: caller_of(&caller.key, Channel::Api),
+            actor: caller.actor(),
+            requested_by: format!("key:{}", caller.key.id),
+            usernames: parsed.usernames,
+            reason: parsed.reason,
+            incident_id: parsed.incident_id,
+            targets: parsed.integration_targets,
+            pending,
+        },
+        attempt,
+    )
+    .await?;
+    let id = view.id.clone();
+    Ok(with_location(
+        json_response(
+            StatusCode::ACCEPTED,
+            &serde_json::to_value(view).unwrap_or_default(),
+        ),
+        &id,
+    ))
+}
+
+/// A bulk run as an entry point hands it over: raw input, checked here.
+pub(crate) struct StartBulk {
+    pub tenant: sever_core::TenantId,
+    /// The policy's view of the caller (its channel is the job's).
+    pub caller: sever_core::policy::Caller,
+    pub actor: crate::audit::Actor,
+    /// The caller as requests and the audit trail name it.
+    pub requested_by: String,
+    pub usernames: Option<Vec<serde_json::Value>>,
+    pub reason: Option<String>,
+    pub incident_id: Option<String>,
+    pub targets: Option<Vec<String>>,
+    /// An idempotency key being answered.
+    pub pending: Option<idempotency::Pending>,
+}
+
+/// Start a bulk run (the API's and the UI's): refuse while the master
+/// switch is off, check the input (422 naming the field, nothing written),
+/// ask the policy (`bulk_revoke`; protected accounts skipped), write the
+/// job, its items and its state with the audit record and idempotent
+/// answer, and start it unless it is held for approval.
+pub(crate) async fn start(
+    st: &AppState,
+    cmd: StartBulk,
+    attempt: &mut Attempt,
+) -> Result<BulkJobView, ApiError> {
+    let StartBulk {
+        tenant,
+        caller: policy_caller,
+        actor,
+        requested_by,
+        usernames,
+        reason,
+        incident_id,
+        targets,
+        pending,
+    } = cmd;
+    let channel = policy_caller.channel;
     let settings = st.db().get_settings(tenant).await?;
     if !settings.revocation_enabled {
         return Err(ApiError::revocation_disabled());
     }
-    let entries = match parsed.usernames {
+    let entries = match usernames {
         Some(v) if !v.is_empty() => v,
         _ => {
             return Err(ApiError::invalid(
@@ -176,11 +240,11 @@ async fn create_inner(
             ))
         }
     };
-    let reason = Reason::parse(parsed.reason.as_deref().unwrap_or(""))?;
+    let reason = Reason::parse(reason.as_deref().unwrap_or(""))?;
     if reason.as_str().is_empty() {
         return Err(ApiError::invalid("reason", "is required for a bulk run"));
     }
-    let incident = parsed.incident_id.unwrap_or_default();
+    let incident = incident_id.unwrap_or_default();
     let incident = incident.trim();
     if incident.chars().count() > 200 || incident.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -189,7 +253,6 @@ async fn create_inner(
         ));
     }
     let incident = incident.to_string();
-    let targets = parsed.integration_targets;
     let engine = st.engine(tenant).await?;
     let plan = engine.plan(targets.as_deref())?;
     let mut items = bulk::items_from_list("usernames", &entries);
@@ -218,7 +281,6 @@ async fn create_inner(
         ));
     }
     attempt.target = Some(format!("{} people", people.len()));
-    let policy_caller = caller_of(&caller.key, Channel::Api);
     let decided = bulk::authorize_people(
         st.policy(),
         st.db().as_ref(),
@@ -248,8 +310,6 @@ async fn create_inner(
     // in a task of their own: a client that disconnects cannot leave a job
     // without its idempotency record (a retry would start a second one).
     let state = st.clone();
-    let actor = caller.actor();
-    let requested_by = format!("key:{}", caller.key.id);
     let held = !reasons.is_empty();
     let audit_detail = decided.auth.audit_detail();
     let skipped = decided.protected.len();
@@ -260,7 +320,7 @@ async fn create_inner(
                 tenant_id: tenant,
                 incident_id: incident,
                 reason,
-                channel: Channel::Api,
+                channel,
                 requested_by,
                 targets,
                 source: "api".into(),
@@ -318,14 +378,7 @@ async fn create_inner(
     let mut view = bulk_jobs::view(st, &job).await?;
     view.invalid_items = invalid_items;
     view.approval_reasons = reasons;
-    let id = view.id.clone();
-    Ok(with_location(
-        json_response(
-            StatusCode::ACCEPTED,
-            &serde_json::to_value(view).unwrap_or_default(),
-        ),
-        &id,
-    ))
+    Ok(view)
 }
 
 /// The tenant's bulk jobs, newest first (the latest 100), with their counts.

@@ -1,15 +1,21 @@
 //! Bulk jobs (issue 7): every job of the tenant with a progress bar, its
 //! counts and ETA — re-fetched by htmx every second while one is moving —
 //! and a link to its per-person results as CSV. Everyone who may read
-//! revocations sees the page; jobs are started over the API or the CLI.
+//! revocations sees the page; people who may revoke start a job from a
+//! pasted list, through the same use case as the API
+//! ([`crate::api::bulk::start`]: input checks, policy, audit).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sever_core::admin::Scope;
 use sever_core::policy::Action;
 
-use super::{render, when, Layout, UiError, WebUser};
+use super::{render, when, Layout, Posted, UiError, WebUser};
+use crate::api::bulk::StartBulk;
+use crate::api::revocations::{audited, Attempt};
 use crate::bulk_jobs::{self, BulkJobView};
 use crate::AppState;
 
@@ -90,6 +96,13 @@ struct Fragment {
 struct Page {
     layout: Layout,
     t: Rows,
+    notice: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    #[serde(default)]
+    started: Option<String>,
 }
 
 async fn rows(st: &AppState, user: &WebUser) -> Result<Rows, UiError> {
@@ -109,17 +122,84 @@ async fn rows(st: &AppState, user: &WebUser) -> Result<Rows, UiError> {
     Ok(Rows { rows, polling })
 }
 
-pub(crate) async fn page(State(st): State<AppState>, user: WebUser) -> Result<Response, UiError> {
+pub(crate) async fn page(
+    State(st): State<AppState>,
+    user: WebUser,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, UiError> {
     user.require_policy(&st, Action::GetRevocationStatus, "bulk.list", None)
         .await?;
     let t = rows(&st, &user).await?;
+    let notice = q.started.map(|id| {
+        let held = t
+            .rows
+            .iter()
+            .any(|r| r.id == id && r.state == "pending_approval");
+        if held {
+            format!("Bulk job {id} waits for a second person's approval: nothing was revoked yet.")
+        } else {
+            format!("Bulk job {id} started.")
+        }
+    });
     Ok(render(
         StatusCode::OK,
         &Page {
             layout: user.layout("Bulk", "bulk"),
             t,
+            notice,
         },
     ))
+}
+
+/// Start a bulk job from the pasted list (one person per line, or commas).
+pub(crate) async fn start(State(st): State<AppState>, p: Posted) -> Result<Response, UiError> {
+    let user = &p.user;
+    user.require(&st, Scope::SessionsRevoke, "bulk_revoke", None)
+        .await?;
+    let entries: Vec<serde_json::Value> = p
+        .form
+        .get("usernames")
+        .unwrap_or("")
+        .split(['\n', ',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| serde_json::Value::String(s.to_string()))
+        .collect();
+    let text = |name: &str| {
+        p.form
+            .get(name)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let targets = text("targets").map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    let mut attempt = Attempt::default();
+    let r = crate::api::bulk::start(
+        &st,
+        StartBulk {
+            tenant: user.tenant(),
+            caller: user.policy_caller(),
+            actor: user.actor(),
+            requested_by: format!("user:{}", user.user.email),
+            usernames: Some(entries),
+            reason: text("reason"),
+            incident_id: text("incident_id"),
+            targets,
+            pending: None,
+        },
+        &mut attempt,
+    )
+    .await;
+    match audited(&st, &user.actor(), "bulk_revoke", attempt, r).await {
+        Ok(view) => Ok(Redirect::to(&format!("/ui/bulk?started={}", view.id)).into_response()),
+        Err(e) => Err(UiError::from(e).within(user)),
+    }
 }
 
 /// The table alone, for the page's live refresh.

@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/requests/{id}", get(requests::detail))
         .route("/ui/requests/{id}/progress", get(requests::progress))
         .route("/ui/dashboard", get(dashboard::page))
-        .route("/ui/bulk", get(bulk::page))
+        .route("/ui/bulk", get(bulk::page).post(bulk::start))
         .route("/ui/bulk/rows", get(bulk::table))
         .route("/ui/bulk/{id}/results.csv", get(bulk::results_csv))
         .route("/ui/approvals", get(policy::approvals_page))
