@@ -389,7 +389,7 @@ async fn accounts_the_policy_protects_are_skipped_and_never_called() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_tenant_neither_sees_nor_approves_a_bulk_job() {
+async fn another_tenant_neither_sees_nor_approves_a_bulk_job_and_a_denied_one_never_runs() {
     let s = Server::start_with(|c| c.bulk_approval_threshold = 0).await;
     let a = s
         .call(
@@ -426,6 +426,32 @@ async fn another_tenant_neither_sees_nor_approves_a_bulk_job() {
     assert_eq!(list.body["items"], json!([]), "{}", list.body);
     let job = s.call(Method::GET, &format!("{PATH}/{id}"), None).await;
     assert_eq!(job.body["state"], "pending_approval");
+
+    // A second admin of this tenant denies it: cancelled, never run.
+    let (admin, _) = s.key_with(&["admin"]).await;
+    let a = s
+        .call_as(
+            &admin,
+            Method::POST,
+            &format!("{PATH}/{id}/deny"),
+            Some(json!({"reason": "not this one"})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["state"], "cancelled");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(revoke_count(&s), 0);
+    let a = s
+        .call_as(
+            &admin,
+            Method::POST,
+            &format!("{PATH}/{id}/approve"),
+            Some(json!({"reason": "changed my mind"})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

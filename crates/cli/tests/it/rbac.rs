@@ -101,6 +101,13 @@ const API: &[(&str, &str, &str, Option<&str>, Need)] = {
             Some(r#"{"reason": "rbac matrix"}"#),
             S(Admin),
         ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations/{id}/deny",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/deny",
+            Some(r#"{"reason": "rbac matrix"}"#),
+            S(Admin),
+        ),
         ("GET", "/api/v1/usage", "/api/v1/usage", None, S(Read)),
         (
             "GET",

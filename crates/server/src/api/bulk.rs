@@ -537,12 +537,13 @@ pub async fn approve(
         let parsed: BulkApproveBody = parse_json(&body)?;
         let job = bulk_jobs::load(&st, caller.key.tenant_id, &id).await?;
         let approver = caller_of(&caller.key, Channel::Api);
-        approve_job(
+        decide_job(
             &st,
             &caller.actor(),
             &approver,
             job,
             parsed.reason.as_deref(),
+            true,
         )
         .await
     }
@@ -550,18 +551,69 @@ pub async fn approve(
     audited(&st, &caller.actor(), "bulk.approve", attempt, r).await
 }
 
-/// The approval of a held job by `approver` (two-person rule), audited;
-/// starts the job. Shared by the API and the UI.
-pub(crate) async fn approve_job(
+/// Deny a job the policy held: it is `cancelled` and never runs.
+///
+/// The same two-person rule as approving.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bulk-revocations/{id}/deny",
+    tag = "bulk",
+    params(("id" = Uuid, Path, description = "The bulk job id")),
+    request_body = BulkApproveBody,
+    responses(
+        (status = 200, description = "Denied; the job is cancelled", body = BulkJobView),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not an approver, or the requester (`self_approval`)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The job is not waiting for approval", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = ["admin"]))
+)]
+pub async fn deny(
+    State(st): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let attempt = Attempt {
+        target: Some(format!("bulk:{id}")),
+        accepted: false,
+    };
+    let r = async {
+        check_scope(&caller.key.scopes, Scope::Admin)?;
+        require_key(&st, &caller, Action::ApproveRequest).await?;
+        let body = read_limited(body, st.config().body_limit).await?;
+        let parsed: BulkApproveBody = parse_json(&body)?;
+        let job = bulk_jobs::load(&st, caller.key.tenant_id, &id).await?;
+        let approver = caller_of(&caller.key, Channel::Api);
+        decide_job(
+            &st,
+            &caller.actor(),
+            &approver,
+            job,
+            parsed.reason.as_deref(),
+            false,
+        )
+        .await
+    }
+    .await;
+    audited(&st, &caller.actor(), "bulk.deny", attempt, r).await
+}
+
+/// A held job approved (it starts) or denied (`cancelled`, never runs) by
+/// `approver`, under the two-person rule, audited.
+pub(crate) async fn decide_job(
     st: &AppState,
     actor: &crate::audit::Actor,
     approver: &sever_core::policy::Caller,
     job: bulk::BulkJob,
     reason: Option<&str>,
+    approve: bool,
 ) -> Result<Response, ApiError> {
     if !may_approve(approver) {
         return Err(ApiError::forbidden(format!(
-            "{} may not approve bulk jobs: only an owner or admin (or an admin-scope key) may",
+            "{} may not approve or deny bulk jobs: only an owner or admin (or an admin-scope key) may",
             approver.grant
         )));
     }
@@ -573,7 +625,7 @@ pub(crate) async fn approve_job(
             StatusCode::FORBIDDEN,
             "self_approval",
             format!(
-                "{} asked for this bulk job and cannot approve it: a second person must (two-person rule)",
+                "{} asked for this bulk job and cannot approve or deny it: a second person must (two-person rule)",
                 approver.grant
             ),
         ));
@@ -589,19 +641,24 @@ pub(crate) async fn approve_job(
     if reason.as_str().is_empty() {
         return Err(ApiError::invalid("reason", "must not be empty"));
     }
-    st.db()
-        .set_bulk_state(job.id, BulkState::Running, st.clock().now())
-        .await?;
+    let (to, action, result) = if approve {
+        (BulkState::Running, "bulk.approve", "approved")
+    } else {
+        (BulkState::Cancelled, "bulk.deny", "denied")
+    };
+    st.db().set_bulk_state(job.id, to, st.clock().now()).await?;
     let ev = actor
-        .event(st.clock().as_ref(), "bulk.approve", AuditDecision::Allowed)
+        .event(st.clock().as_ref(), action, AuditDecision::Allowed)
         .target(Some(&format!("bulk:{}", job.id)))
         .reason(Some(reason.as_str()))
-        .result("approved")
+        .result(result)
         .detail(json!({"bulk_job": job.id, "incident_id": job.incident_id, "requested_by": job.requested_by}))
         .build();
     actor.allow(st, ev).await;
     let job = bulk_jobs::load(st, job.tenant_id, &job.id.to_string()).await?;
-    bulk_jobs::spawn(st, job.clone());
+    if approve {
+        bulk_jobs::spawn(st, job.clone());
+    }
     let view = bulk_jobs::view(st, &job).await?;
     Ok(json_response(
         StatusCode::OK,

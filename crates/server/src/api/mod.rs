@@ -96,6 +96,7 @@ fn api_routes(resolver: Arc<PolicyResolver>) -> OpenApiRouter<AppState> {
         .routes(routes!(bulk::get_one))
         .routes(routes!(bulk::results_csv))
         .routes(routes!(bulk::approve))
+        .routes(routes!(bulk::deny))
         .routes(routes!(connectors::list, connectors::create))
         .routes(routes!(
             connectors::get_one,
