@@ -245,10 +245,22 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
             // The operator at this terminal holds the database and is the
             // owner (docs/policy.md): the CLI's approval is theirs, audited.
             // Over the API a second person approves (two-person rule).
-            r.store()
-                .set_bulk_state(job.id, BulkState::Running, chrono::Utc::now())
+            let moved = r
+                .store()
+                .transition_bulk_state(
+                    job.id,
+                    BulkState::PendingApproval,
+                    BulkState::Running,
+                    chrono::Utc::now(),
+                )
                 .await
                 .map_err(rt)?;
+            if !moved {
+                return Err(usage(format!(
+                    "bulk job {} was decided meanwhile; it no longer waits for approval",
+                    job.id
+                )));
+            }
             let ev = sever_core::admin::AuditEvent {
                 tenant_id: job.tenant_id,
                 at: chrono::Utc::now(),

@@ -205,6 +205,26 @@ pub trait BulkStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Move the job to `to` only if it is in `from` (one conditional
+    /// write): true when it moved. An approval and a denial of a held job
+    /// racing each other cannot both win. The default reads then writes;
+    /// the SQL stores override it with one conditional update.
+    async fn transition_bulk_state(
+        &self,
+        id: BulkJobId,
+        from: BulkState,
+        to: BulkState,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.get_bulk_job(id).await? {
+            Some(j) if j.state == from => {
+                self.set_bulk_state(id, to, at).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Items with `seq` greater than `after` (all when `None`), in `seq`
     /// order, at most `limit`, each with its request's status.
     async fn bulk_items(

@@ -256,6 +256,41 @@ async fn an_interrupted_job_resumes_without_skipping_or_repeating(db: Arc<dyn Da
     assert_eq!(all[1].request_id, Some(rid1));
 }
 
+/// A held job's decision is one conditional write: of an approval and a
+/// denial, only the first moves it.
+async fn a_held_job_moves_once(db: Arc<dyn Database>) {
+    let calls = Calls::default();
+    let r = runner(&db, &calls);
+    let job = new_job(&r).await;
+    let now = chrono::Utc::now();
+    db.set_bulk_state(job.id, bulk::BulkState::PendingApproval, now)
+        .await
+        .unwrap();
+    let pending = bulk::BulkState::PendingApproval;
+    assert!(db
+        .transition_bulk_state(job.id, pending, bulk::BulkState::Cancelled, now)
+        .await
+        .unwrap());
+    assert!(!db
+        .transition_bulk_state(job.id, pending, bulk::BulkState::Running, now)
+        .await
+        .unwrap());
+    let got = db.get_bulk_job(job.id).await.unwrap().unwrap();
+    assert_eq!(got.state, bulk::BulkState::Cancelled);
+    assert!(got.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn sqlite_held_job_moves_once() {
+    let (_d, db) = sqlite().await;
+    a_held_job_moves_once(db).await;
+}
+
+#[tokio::test]
+async fn postgres_held_job_moves_once() {
+    a_held_job_moves_once(pg().await).await;
+}
+
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Database>) {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteStore::open(dir.path().join("s.db").to_str().unwrap())

@@ -646,7 +646,18 @@ pub(crate) async fn decide_job(
     } else {
         (BulkState::Cancelled, "bulk.deny", "denied")
     };
-    st.db().set_bulk_state(job.id, to, st.clock().now()).await?;
+    // One conditional write: of two decisions racing, one wins; the other
+    // is told the job is no longer held.
+    let moved = st
+        .db()
+        .transition_bulk_state(job.id, BulkState::PendingApproval, to, st.clock().now())
+        .await?;
+    if !moved {
+        return Err(ApiError::conflict(format!(
+            "bulk job {} is no longer waiting for approval",
+            job.id
+        )));
+    }
     let ev = actor
         .event(st.clock().as_ref(), action, AuditDecision::Allowed)
         .target(Some(&format!("bulk:{}", job.id)))

@@ -28,6 +28,8 @@ pub(crate) const UPDATE_COUNTS: &str = "UPDATE bulk_jobs SET \
 /// Binds: id, state, at, final.
 pub(crate) const SET_STATE: &str = "UPDATE bulk_jobs SET state = $2, \
     finished_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1";
+pub(crate) const TRANSITION_STATE: &str = "UPDATE bulk_jobs SET state = $2, \
+    finished_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1 AND state = $5";
 pub(crate) const INSERT_ITEMS: &str =
     "INSERT INTO bulk_items (job_id, seq, line, username, state, request_id, note) ";
 pub(crate) const SELECT_ITEMS: &str = "SELECT i.seq, i.line, i.username, i.state, \
@@ -257,6 +259,26 @@ macro_rules! impl_sql_bulk_store {
                     .await
                     .map_err(|e| map_error(&self.target, e))?;
                 Ok(())
+            }
+
+            async fn transition_bulk_state(
+                &self,
+                id: sever_core::bulk::BulkJobId,
+                from: sever_core::bulk::BulkState,
+                to: sever_core::bulk::BulkState,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, sever_core::StoreError> {
+                use $crate::sql::{bulk::*, codec::*, map_error};
+                let done = sqlx::query(TRANSITION_STATE)
+                    .bind(DbUuid(id.0))
+                    .bind(to.as_str())
+                    .bind(Ts(at))
+                    .bind(to.is_final())
+                    .bind(from.as_str())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn bulk_items(
