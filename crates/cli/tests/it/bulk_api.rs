@@ -500,3 +500,98 @@ async fn the_worker_resumes_an_unfinished_job_left_by_a_dead_process() {
         assert_eq!(revokes_naming(&s, Provider::Miro, who), 1, "{who}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sever_serve_killed_mid_job_resumes_it_on_the_next_start_without_repeating_anyone() {
+    use crate::helpers::{connector_configs, tenant_and_admin_key, Api, Harness};
+    let h = Harness::start().await;
+    // Short leases, so the restarted server takes over the killed one's
+    // request in flight quickly.
+    h.edit_config(|t| format!("lease_ttl_secs = 2\n{t}"));
+    let (_tenant, key) = tenant_and_admin_key(&h, "Acme").await;
+    let mut first = h.serve().await;
+    let api = Api::new(&first.url(""), &key);
+    for c in connector_configs(&h.sims) {
+        let a = api.call(Method::POST, "/api/v1/connectors", Some(c)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    }
+    let a = api
+        .call(
+            Method::PUT,
+            "/api/v1/settings",
+            Some(json!({"revocation_enabled": true})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // Miro holds carol's revocation long enough to kill the server mid-job.
+    h.sim().set_fault(
+        Provider::Miro,
+        "carol@example.com",
+        sever_sim::Fault {
+            kind: sever_sim::FaultKind::Slow(Duration::from_secs(30)),
+            step: Step::Revoke,
+            times: Some(1),
+        },
+    );
+    let people = [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dup@example.com",
+    ];
+    let a = api
+        .call(
+            Method::POST,
+            PATH,
+            Some(json!({"usernames": people, "reason": "breach", "integration_targets": ["miro"]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let miro_calls = |step: Step, who: &str| {
+        h.sim()
+            .calls_to(Provider::Miro)
+            .iter()
+            .filter(|c| c.step == step && c.query.as_deref().unwrap_or("").contains(who))
+            .count()
+    };
+    // Miro looks everyone up first; bob and dup are not there (nothing to revoke).
+    wait_for("everyone but carol is done", 20, async || {
+        let a = api.call(Method::GET, &format!("{PATH}/{id}"), None).await;
+        a.body["counts"]["completed"] == 3
+    })
+    .await;
+    first.kill(); // SIGKILL, mid-job
+    let job = h.sever(&["bulk", "status", &id, "--json"]).await;
+    let job: Value = serde_json::from_str(&job.stdout()).unwrap();
+    assert_eq!(job["job"]["state"], "running", "{job}");
+
+    let again = h.serve().await;
+    let api = Api::new(&again.url(""), &key);
+    let mut last = Value::Null;
+    wait_for("the restarted server finishes the job", 40, async || {
+        let a = api.call(Method::GET, &format!("{PATH}/{id}"), None).await;
+        last = a.body;
+        last["state"] == "completed"
+    })
+    .await;
+    assert_eq!(last["counts"]["completed"], 4, "{last}");
+    // Nobody finished was looked up or revoked again; carol's interrupted
+    // call was made again, once.
+    for who in ["alice", "bob", "dup"] {
+        assert_eq!(miro_calls(Step::Lookup, who), 1, "{who}");
+    }
+    assert_eq!(miro_calls(Step::Revoke, "alice"), 1);
+    let carol_ok = h
+        .sim()
+        .calls_to(Provider::Miro)
+        .iter()
+        .filter(|c| {
+            c.step == Step::Revoke
+                && c.query.as_deref().unwrap_or("").contains("carol")
+                && (200..300).contains(&c.status)
+        })
+        .count();
+    assert_eq!(carol_ok, 1);
+    drop(again);
+}
