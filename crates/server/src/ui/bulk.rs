@@ -116,9 +116,9 @@ async fn rows(st: &AppState, user: &WebUser) -> Result<Rows, UiError> {
             .map_err(|e| UiError::from(e).within(user))?;
         rows.push(JobRow::from(view));
     }
-    let polling = rows
-        .iter()
-        .any(|r| r.state == "running" || r.state == "ingesting");
+    // Only a running job moves on its own (one left `ingesting` by a crash
+    // waits for `sever bulk resume`; a held one for a decision).
+    let polling = rows.iter().any(|r| r.state == "running");
     Ok(Rows { rows, polling })
 }
 
