@@ -1321,6 +1321,34 @@ mod tests {
     }
 
     #[test]
+    fn a_json_list_keeps_its_order_and_names_bad_entries_by_index() {
+        let entries: Vec<serde_json::Value> = serde_json::from_str(
+            r#"["alice@example.com", 5, "  ", "a b@x.com", "bob@example.com"]"#,
+        )
+        .unwrap();
+        let items = items_from_list("usernames", &entries);
+        assert_eq!(items.len(), 5);
+        assert_eq!(
+            items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let states: Vec<ItemState> = items.iter().map(|i| i.state).collect();
+        use ItemState::*;
+        assert_eq!(states, [Pending, Invalid, Invalid, Invalid, Pending]);
+        assert!(items[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("usernames[1]: "));
+        assert!(items[3]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("usernames[3]: "));
+        assert_eq!(items[4].username, "bob@example.com");
+    }
+
+    #[test]
     fn formula_cells_are_neutralised() {
         for bad in ["=cmd()", "+1", "-2", "@SUM(A1)", "\tx"] {
             assert!(neutralise(bad).starts_with('\''), "{bad}");
