@@ -245,6 +245,33 @@ pub trait BulkStore: Send + Sync {
 
     /// Mark a `pending` item `skipped`.
     async fn skip_bulk_item(&self, id: BulkJobId, seq: u64, note: &str) -> Result<(), StoreError>;
+
+    /// How many of the job's items are in each (item state, request
+    /// status) pair. The default pages through the items; the SQL stores
+    /// answer with one aggregate query (progress is read every second
+    /// while a job runs).
+    async fn count_bulk_items(
+        &self,
+        id: BulkJobId,
+    ) -> Result<Vec<(ItemState, Option<RequestStatus>, u64)>, StoreError> {
+        let mut counts: Vec<(ItemState, Option<RequestStatus>, u64)> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.bulk_items(id, after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.seq);
+            for item in &page {
+                match counts
+                    .iter_mut()
+                    .find(|(s, r, _)| *s == item.state && *r == item.request_status)
+                {
+                    Some(c) => c.2 += 1,
+                    None => counts.push((item.state, item.request_status, 1)),
+                }
+            }
+        }
+        Ok(counts)
+    }
 }
 
 // ---------------------------------------------------------------- CSV input
@@ -892,18 +919,13 @@ impl BulkRunner {
             total: job.rows,
             ..Default::default()
         };
-        let mut after = None;
-        loop {
-            let page = self.store.bulk_items(id, after, 5000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.seq);
-            for item in &page {
-                match (item.state, item.request_status) {
-                    (ItemState::Invalid, _) => p.invalid += 1,
-                    (ItemState::Skipped, _) => p.skipped += 1,
-                    (_, Some(s)) if s.is_final() => p.count(&outcome_of(s)),
-                    _ => {}
-                }
+        for (state, status, n) in self.store.count_bulk_items(id).await? {
+            match (state, status) {
+                (ItemState::Invalid, _) => p.invalid += n,
+                (ItemState::Skipped, _) => p.skipped += n,
+                (_, Some(RequestStatus::Completed)) => p.completed += n,
+                (_, Some(s)) if s.is_final() => p.failed += n,
+                _ => {}
             }
         }
         Ok(p)

@@ -137,6 +137,17 @@ async fn a_csv_runs_to_one_request_per_person_and_exports(db: Arc<dyn Database>)
         db.get_bulk_job(job.id).await.unwrap().unwrap().state,
         BulkState::Completed
     );
+    // Counted afterwards by the store's aggregate: the same as the run saw.
+    let counted = r.count(job.id).await.unwrap();
+    assert_eq!(counted, p, "{counted:?}");
+    let total: u64 = db
+        .count_bulk_items(job.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.2)
+        .sum();
+    assert_eq!(total, 6);
     {
         let calls = calls.lock().unwrap();
         assert_eq!(calls.get("okta/alice@example.com"), Some(&1));
