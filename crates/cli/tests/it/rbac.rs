@@ -555,6 +555,12 @@ const UI: &[UiRoute] = {
             Revoke,
         ),
         (
+            "POST",
+            "/ui/bulk/00000000-0000-4000-8000-00000000dead/decision",
+            &[("decision", "approve"), ("reason", "rbac matrix")],
+            Admin,
+        ),
+        (
             "GET",
             "/ui/bulk/00000000-0000-4000-8000-00000000dead/results.csv",
             &[],
@@ -756,8 +762,8 @@ async fn every_role_is_allowed_or_refused_on_every_ui_route_by_the_server() {
         assert_eq!(denied, refused, "refusals audited for the {role}");
         let expected = match role {
             Role::Owner | Role::Admin => 0,
-            Role::Analyst => 16,
-            Role::Viewer => 18,
+            Role::Analyst => 17,
+            Role::Viewer => 19,
         };
         assert_eq!(refused, expected, "{role}");
     }

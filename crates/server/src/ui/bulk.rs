@@ -82,6 +82,9 @@ pub(crate) struct Rows {
     pub rows: Vec<JobRow>,
     /// Some job is still moving on its own: keep refreshing.
     pub polling: bool,
+    /// The viewer may approve or deny held jobs (owner, admin).
+    pub can_decide: bool,
+    pub csrf: String,
 }
 
 /// The table alone: what htmx swaps in.
@@ -103,6 +106,8 @@ struct Page {
 pub(crate) struct PageQuery {
     #[serde(default)]
     started: Option<String>,
+    #[serde(default)]
+    decided: Option<String>,
 }
 
 async fn rows(st: &AppState, user: &WebUser) -> Result<Rows, UiError> {
@@ -119,7 +124,12 @@ async fn rows(st: &AppState, user: &WebUser) -> Result<Rows, UiError> {
     // Only a running job moves on its own (one left `ingesting` by a crash
     // waits for `sever bulk resume`; a held one for a decision).
     let polling = rows.iter().any(|r| r.state == "running");
-    Ok(Rows { rows, polling })
+    Ok(Rows {
+        rows,
+        polling,
+        can_decide: user.can(Scope::Admin),
+        csrf: user.session.csrf_token.clone(),
+    })
 }
 
 pub(crate) async fn page(
@@ -130,6 +140,10 @@ pub(crate) async fn page(
     user.require_policy(&st, Action::GetRevocationStatus, "bulk.list", None)
         .await?;
     let t = rows(&st, &user).await?;
+    let decided = q.decided.map(|d| match d.as_str() {
+        "approved" => "Approved: the bulk job runs now.".to_string(),
+        _ => "Denied: the bulk job was cancelled and will not run.".to_string(),
+    });
     let notice = q.started.map(|id| {
         let held = t
             .rows
@@ -141,6 +155,7 @@ pub(crate) async fn page(
             format!("Bulk job {id} started.")
         }
     });
+    let notice = notice.or(decided);
     Ok(render(
         StatusCode::OK,
         &Page {
@@ -233,4 +248,54 @@ pub(crate) async fn results_csv(
         .map_err(within)?;
     let csv = bulk_jobs::export(&st, &job).await.map_err(within)?;
     Ok(crate::api::bulk::csv_response(&job.id.to_string(), csv))
+}
+
+/// Approve or deny a held job, with a reason: an owner or admin other than
+/// the requester (the API's two-person rule).
+pub(crate) async fn decide(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted,
+) -> Result<Response, UiError> {
+    let user = &p.user;
+    let target = format!("bulk:{id}");
+    let approve = match p.form.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(UiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decision: approve or deny",
+            )
+            .within(user))
+        }
+    };
+    let action = if approve { "bulk.approve" } else { "bulk.deny" };
+    user.require_policy(&st, Action::ApproveRequest, action, Some(&target))
+        .await?;
+    let r = async {
+        let job = bulk_jobs::load(&st, user.tenant(), &id).await?;
+        crate::api::bulk::decide_job(
+            &st,
+            &user.actor(),
+            &user.policy_caller(),
+            job,
+            p.form.get("reason"),
+            approve,
+        )
+        .await
+    }
+    .await;
+    let attempt = Attempt {
+        target: Some(target),
+        accepted: false,
+    };
+    match audited(&st, &user.actor(), action, attempt, r).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/ui/bulk?decided={}",
+            if approve { "approved" } else { "denied" }
+        ))
+        .into_response()),
+        Err(e) => Err(UiError::from(e).within(user)),
+    }
 }

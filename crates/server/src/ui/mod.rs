@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/dashboard", get(dashboard::page))
         .route("/ui/bulk", get(bulk::page).post(bulk::start))
         .route("/ui/bulk/rows", get(bulk::table))
+        .route("/ui/bulk/{id}/decision", post(bulk::decide))
         .route("/ui/bulk/{id}/results.csv", get(bulk::results_csv))
         .route("/ui/approvals", get(policy::approvals_page))
         .route("/ui/approvals/{id}", post(policy::decide))
