@@ -433,22 +433,24 @@ async fn resume_input(r: &BulkRunner, job: &BulkJob) -> Result<(), CliError> {
 /// policy engine, for the action `bulk_revoke` (`policy_guard`): protected
 /// accounts end `skipped`, more people than `threshold` (or the policy's own
 /// approval rules) hold the job for `sever bulk approve`, a refusal cancels
-/// it (exit 1).
+/// it (exit 1; an error applying the policy leaves it for `bulk resume`).
 async fn authorize_bulk(
     app: &App,
     r: &BulkRunner,
     job: &BulkJob,
     threshold: u64,
 ) -> Result<crate::policy_guard::BulkVerdict, CliError> {
-    let verdict =
-        crate::policy_guard::authorize_bulk_job(app, r.store().as_ref(), job, threshold).await;
-    if verdict.is_err() {
-        r.store()
-            .set_bulk_state(job.id, BulkState::Cancelled, chrono::Utc::now())
-            .await
-            .map_err(rt)?;
+    use crate::policy_guard::BulkVerdict;
+    match crate::policy_guard::authorize_bulk_job(app, r.store().as_ref(), job, threshold).await? {
+        BulkVerdict::Refused(message) => {
+            r.store()
+                .set_bulk_state(job.id, BulkState::Cancelled, chrono::Utc::now())
+                .await
+                .map_err(rt)?;
+            Err(CliError::Runtime(message))
+        }
+        verdict => Ok(verdict),
     }
-    verdict
 }
 
 async fn drive(

@@ -204,13 +204,16 @@ pub enum BulkVerdict {
     Run,
     /// Hold it for `sever bulk approve`: the policy's reasons.
     Held(Vec<String>),
+    /// The policy refuses it (audited): the message to show.
+    Refused(String),
 }
 
 /// Decide a bulk job (the action `bulk_revoke`) for the operator at this
 /// terminal with the CLI's policy (`sever_core::bulk::authorize_job`): the
 /// accounts the policy protects are marked `skipped` (never called), more
 /// than `threshold` people hold the job for approval, and a refusal is
-/// audited and returned as exit code 1 with the reasons.
+/// audited and returned with the reasons. An error applying the policy (the
+/// database, say) is an `Err`: nothing was decided.
 pub async fn authorize_bulk_job(
     app: &app::App,
     store: &dyn sever_core::bulk::BulkStore,
@@ -252,7 +255,7 @@ pub async fn authorize_bulk_job(
                 Some(format!("bulk:{}", job.id)),
             )
             .await;
-            Err(CliError::Runtime(refusal_message(auth)))
+            Ok(BulkVerdict::Refused(refusal_message(auth)))
         }
     }
 }
