@@ -252,7 +252,7 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                 }
                 (Input::Csv(_), None) => {}
             }
-            drive(&r, job.id, &run, export.as_deref()).await
+            drive(app, &r, job.id, &run, export.as_deref()).await
         }
         BulkCommand::Resume { job, export, run } => {
             let r = runner(app, &run);
@@ -278,7 +278,7 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                 if !job.input_done {
                     resume_input(app, &r, &job).await?;
                 }
-                let c = drive(&r, job.id, &run, export.as_deref()).await?;
+                let c = drive(app, &r, job.id, &run, export.as_deref()).await?;
                 if c != ExitCode::SUCCESS {
                     code = c;
                 }
@@ -298,18 +298,50 @@ pub async fn run(app: &App, command: BulkCommand) -> Result<ExitCode, CliError> 
                     job.state.as_str()
                 )));
             }
-            // TODO(policy wiring): approval by a second person, recorded in
-            // the audit trail, once the CLI has the policy engine's approvals.
-            r.store()
-                .set_bulk_state(job.id, BulkState::Running, chrono::Utc::now())
+            // The operator at this terminal holds the database and is the
+            // owner (docs/policy.md): the CLI's approval is theirs, audited.
+            // Over the API a second person approves (two-person rule).
+            let moved = r
+                .store()
+                .transition_bulk_state(
+                    job.id,
+                    BulkState::PendingApproval,
+                    BulkState::Running,
+                    chrono::Utc::now(),
+                )
                 .await
                 .map_err(rt)?;
+            if !moved {
+                return Err(usage(format!(
+                    "bulk job {} was decided meanwhile; it no longer waits for approval",
+                    job.id
+                )));
+            }
+            let ev = sever_core::admin::AuditEvent {
+                tenant_id: job.tenant_id,
+                at: chrono::Utc::now(),
+                actor: format!("cli:{}", crate::os_user()),
+                role: Some("owner".into()),
+                channel: Channel::Cli,
+                source: None,
+                client_ip: None,
+                action: "bulk.approve".into(),
+                target: Some(format!("bulk:{}", job.id)),
+                reason: None,
+                decision: "allowed".into(),
+                result: Some(format!("{} rows", job.rows)),
+                request_id: None,
+                detail: serde_json::json!({"bulk_job": job.id, "incident_id": job.incident_id}),
+            };
+            if let Err(e) = app.db.append_audit(&ev).await {
+                tracing::warn!(error = %e, "could not record the approval in the audit trail");
+            }
             eprintln!("Bulk job {} approved by cli:{}", job.id, crate::os_user());
             let run = RunArgs {
                 approval_threshold: u64::MAX,
                 ..run
             };
-            drive(&r, job.id, &run, export.as_deref()).await
+            drive(app, &r, job.id, &run, export.as_deref()).await
         }
         BulkCommand::Status { job, json } => {
             let r = runner(app, &RunArgs::default_args());
@@ -639,35 +671,53 @@ async fn resume_input(app: &App, r: &BulkRunner, job: &BulkJob) -> Result<(), Cl
     Ok(())
 }
 
-/// The one place the CLI decides whether a bulk job may run now.
-///
-/// POLICY HOOK (issue 5 wiring): this is where
-/// `sever_core::policy::authorize` with action `bulk_revoke` belongs once
-/// the CLI's revoke path calls the policy engine; until then the default
-/// rule applies: more people than `threshold` wait for approval.
-fn authorize_bulk(job: &BulkJob, threshold: u64) -> bool {
-    job.rows.saturating_sub(job.invalid) <= threshold
+/// The one place the CLI decides whether a bulk job may run now: the
+/// policy engine, for the action `bulk_revoke` (`policy_guard`): protected
+/// accounts end `skipped`, more people than `threshold` (or the policy's own
+/// approval rules) hold the job for `sever bulk approve`, a refusal cancels
+/// it (exit 1; an error applying the policy leaves it for `bulk resume`).
+async fn authorize_bulk(
+    app: &App,
+    r: &BulkRunner,
+    job: &BulkJob,
+    threshold: u64,
+) -> Result<crate::policy_guard::BulkVerdict, CliError> {
+    use crate::policy_guard::BulkVerdict;
+    match crate::policy_guard::authorize_bulk_job(app, r.store().as_ref(), job, threshold).await? {
+        BulkVerdict::Refused(message) => {
+            r.store()
+                .set_bulk_state(job.id, BulkState::Cancelled, chrono::Utc::now())
+                .await
+                .map_err(rt)?;
+            Err(CliError::Runtime(message))
+        }
+        verdict => Ok(verdict),
+    }
 }
 
 async fn drive(
+    app: &App,
     r: &BulkRunner,
     id: BulkJobId,
     run: &RunArgs,
     export: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
     let job = r.job(id).await?;
-    if job.state == BulkState::Ingesting && !authorize_bulk(&job, run.approval_threshold) {
-        r.store()
-            .set_bulk_state(id, BulkState::PendingApproval, chrono::Utc::now())
-            .await
-            .map_err(rt)?;
-        eprintln!(
-            "Bulk job {id} names {} people, more than {} without approval: nothing was revoked.\n\
-             Approve it with: sever bulk approve {id}",
-            job.rows - job.invalid,
-            run.approval_threshold
-        );
-        return Ok(ExitCode::from(3));
+    if job.state == BulkState::Ingesting {
+        if let crate::policy_guard::BulkVerdict::Held(reasons) =
+            authorize_bulk(app, r, &job, run.approval_threshold).await?
+        {
+            r.store()
+                .set_bulk_state(id, BulkState::PendingApproval, chrono::Utc::now())
+                .await
+                .map_err(rt)?;
+            eprintln!(
+                "Bulk job {id} waits for approval ({}): nothing was revoked.\n\
+                 Approve it with: sever bulk approve {id}",
+                reasons.join("; ")
+            );
+            return Ok(ExitCode::from(3));
+        }
     }
     let total = job.rows;
     let started = Instant::now();

@@ -89,6 +89,10 @@ struct RawServer {
     log_format: Option<String>,
     /// How long running revocations get to finish on shutdown.
     shutdown_grace_secs: Option<u64>,
+    /// Largest body of `POST /api/v1/bulk-revocations`, in bytes.
+    bulk_body_limit: Option<usize>,
+    /// Bulk jobs with more people than this wait for approval.
+    bulk_approval_threshold: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -380,6 +384,10 @@ fn server_config(raw: RawServer, file: &str) -> Result<sever_server::ServerConfi
             .shutdown_grace_secs
             .map(Duration::from_secs)
             .unwrap_or(d.shutdown_grace),
+        bulk_body_limit: raw.bulk_body_limit.unwrap_or(d.bulk_body_limit),
+        bulk_approval_threshold: raw
+            .bulk_approval_threshold
+            .unwrap_or(d.bulk_approval_threshold),
         ..d
     })
 }
@@ -438,6 +446,8 @@ const SECTIONS: [(&str, &[(&str, Kind)]); 3] = [
             ("worker_concurrency", Kind::Number),
             ("log_format", Kind::Text),
             ("shutdown_grace_secs", Kind::Number),
+            ("bulk_body_limit", Kind::Number),
+            ("bulk_approval_threshold", Kind::Number),
         ],
     ),
     (

@@ -197,3 +197,65 @@ pub async fn revoke(
         }
     }
 }
+
+/// What the policy lets a bulk job do now.
+pub enum BulkVerdict {
+    /// Run it.
+    Run,
+    /// Hold it for `sever bulk approve`: the policy's reasons.
+    Held(Vec<String>),
+    /// The policy refuses it (audited): the message to show.
+    Refused(String),
+}
+
+/// Decide a bulk job (the action `bulk_revoke`) for the operator at this
+/// terminal with the CLI's policy (`sever_core::bulk::authorize_job`): the
+/// accounts the policy protects are marked `skipped` (never called), more
+/// than `threshold` people hold the job for approval, and a refusal is
+/// audited and returned with the reasons. An error applying the policy (the
+/// database, say) is an `Err`: nothing was decided.
+pub async fn authorize_bulk_job(
+    app: &app::App,
+    store: &dyn sever_core::bulk::BulkStore,
+    job: &sever_core::bulk::BulkJob,
+    threshold: u64,
+) -> Result<BulkVerdict, CliError> {
+    let plan = app.engine.plan(job.targets.as_deref())?;
+    let caller = cli_caller(job.tenant_id);
+    let decided = sever_core::bulk::authorize_job(
+        &app.cli_policy(),
+        app.db.as_ref(),
+        store,
+        job,
+        &caller,
+        plan.iter().map(|(n, _)| n.to_string()).collect(),
+        threshold,
+        SystemClock.now(),
+    )
+    .await
+    .map_err(|e| CliError::Runtime(format!("cannot apply the policy: {e}")))?;
+    let auth = &decided.auth;
+    match auth.decision() {
+        Decision::Allow => Ok(BulkVerdict::Run),
+        Decision::RequireApproval { reasons } => Ok(BulkVerdict::Held(reasons.clone())),
+        Decision::Deny { .. } => {
+            let ctx = RequestContext {
+                caller,
+                action: Action::BulkRevoke,
+                args: ActionArgs {
+                    reason: Some(job.reason.as_str().to_string()),
+                    ..ActionArgs::default()
+                },
+            };
+            audit_refusal(
+                app.db.as_ref(),
+                &ctx,
+                auth,
+                "bulk_revoke",
+                Some(format!("bulk:{}", job.id)),
+            )
+            .await;
+            Ok(BulkVerdict::Refused(refusal_message(auth)))
+        }
+    }
+}

@@ -205,6 +205,26 @@ pub trait BulkStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Move the job to `to` only if it is in `from` (one conditional
+    /// write): true when it moved. An approval and a denial of a held job
+    /// racing each other cannot both win. The default reads then writes;
+    /// the SQL stores override it with one conditional update.
+    async fn transition_bulk_state(
+        &self,
+        id: BulkJobId,
+        from: BulkState,
+        to: BulkState,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.get_bulk_job(id).await? {
+            Some(j) if j.state == from => {
+                self.set_bulk_state(id, to, at).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Items with `seq` greater than `after` (all when `None`), in `seq`
     /// order, at most `limit`, each with its request's status.
     async fn bulk_items(
@@ -225,6 +245,33 @@ pub trait BulkStore: Send + Sync {
 
     /// Mark a `pending` item `skipped`.
     async fn skip_bulk_item(&self, id: BulkJobId, seq: u64, note: &str) -> Result<(), StoreError>;
+
+    /// How many of the job's items are in each (item state, request
+    /// status) pair. The default pages through the items; the SQL stores
+    /// answer with one aggregate query (progress is read every second
+    /// while a job runs).
+    async fn count_bulk_items(
+        &self,
+        id: BulkJobId,
+    ) -> Result<Vec<(ItemState, Option<RequestStatus>, u64)>, StoreError> {
+        let mut counts: Vec<(ItemState, Option<RequestStatus>, u64)> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.bulk_items(id, after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.seq);
+            for item in &page {
+                match counts
+                    .iter_mut()
+                    .find(|(s, r, _)| *s == item.state && *r == item.request_status)
+                {
+                    Some(c) => c.2 += 1,
+                    None => counts.push((item.state, item.request_status, 1)),
+                }
+            }
+        }
+        Ok(counts)
+    }
 }
 
 // ---------------------------------------------------------------- CSV input
@@ -556,6 +603,192 @@ where
     Ok(report)
 }
 
+// ---------------------------------------------------------------- list input
+
+/// The items of a JSON list of people (the API's `usernames`): one per
+/// entry, in order (`seq` is the index, `line` 0). An entry that names
+/// nobody valid is an `invalid` item whose note names its index
+/// (`usernames[3]: ...`); the rest goes on.
+pub fn items_from_list(field: &str, entries: &[serde_json::Value]) -> Vec<BulkItem> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let seq = i as u64;
+            let bad = |raw: String, problem: String| BulkItem {
+                seq,
+                line: 0,
+                username: raw.chars().take(200).collect(),
+                state: ItemState::Invalid,
+                request_id: None,
+                note: Some(format!("{field}[{i}]: {problem}")),
+                request_status: None,
+            };
+            match v.as_str() {
+                None => bad(String::new(), format!("expected a string, got {v}")),
+                Some(raw) if raw.trim().is_empty() => bad(String::new(), "is empty".into()),
+                Some(raw) => match Username::parse(raw) {
+                    Ok(u) => BulkItem {
+                        seq,
+                        line: 0,
+                        username: u.as_str().to_string(),
+                        state: ItemState::Pending,
+                        request_id: None,
+                        note: None,
+                        request_status: None,
+                    },
+                    Err(e) => bad(raw.to_string(), e.problem),
+                },
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- policy
+
+/// What the policy says about a bulk run.
+#[derive(Debug, Clone)]
+pub struct BulkAuthorization {
+    /// The decision for the people the run would revoke (protected accounts
+    /// left out), with the approval threshold applied.
+    pub auth: crate::policy::Authorization,
+    /// People the policy protects (lowercased): their items end `skipped`
+    /// and no provider is ever called for them.
+    pub protected: std::collections::HashSet<String>,
+    /// Distinct people the run would revoke.
+    pub people: u64,
+}
+
+/// The note of an item skipped because the policy protects the account.
+pub const PROTECTED_NOTE: &str = "protected account (policy): not revoked in bulk";
+
+/// The policy's decision on a bulk run (the action `bulk_revoke`) of
+/// `people` by `caller`: accounts the tenant's policy protects are taken out
+/// (they are skipped, never called, instead of refusing the whole run);
+/// the rest is decided and counted like any call ([`crate::policy::authorize`]).
+/// More than `approval_threshold` distinct people hold an allowed run for
+/// approval (a step `bulk_approval_threshold` in the trace).
+#[allow(clippy::too_many_arguments)]
+pub async fn authorize_people(
+    resolver: &crate::policy::PolicyResolver,
+    store: &dyn crate::policy::PolicyStore,
+    caller: &crate::policy::Caller,
+    people: Vec<Username>,
+    targets: Option<Vec<String>>,
+    connectors: Vec<String>,
+    reason: &Reason,
+    approval_threshold: u64,
+    now: DateTime<Utc>,
+) -> Result<BulkAuthorization, StoreError> {
+    use crate::policy::{Action, ActionArgs, Decision, RequestContext, TraceStep, Verdict};
+    let (policy, _) = resolver.for_tenant(store, caller.tenant_id).await?;
+    let own = caller.own_accounts();
+    let mut protected = std::collections::HashSet::new();
+    let mut revoked = Vec::with_capacity(people.len());
+    let mut seen = std::collections::HashSet::new();
+    for u in people {
+        let lower = u.as_str().to_lowercase();
+        if policy.protects(&own, &lower) {
+            protected.insert(lower);
+        } else if seen.insert(lower) {
+            revoked.push(u);
+        }
+    }
+    drop(seen);
+    let count = revoked.len() as u64;
+    let ctx = RequestContext {
+        caller: caller.clone(),
+        action: Action::BulkRevoke,
+        args: ActionArgs {
+            usernames: revoked,
+            integration_targets: targets,
+            connectors,
+            reason: Some(reason.as_str().to_string()),
+        },
+    };
+    let mut auth = crate::policy::authorize(resolver, store, &ctx, now).await?;
+    if count > approval_threshold {
+        let why = format!(
+            "{count} people in one bulk run is more than the approval threshold of {approval_threshold}"
+        );
+        let ev = &mut auth.evaluation;
+        match &mut ev.decision {
+            Decision::Deny { .. } => {}
+            Decision::Allow => {
+                ev.decision = Decision::RequireApproval {
+                    reasons: vec![why.clone()],
+                }
+            }
+            Decision::RequireApproval { reasons } => reasons.push(why.clone()),
+        }
+        ev.trace.push(TraceStep {
+            rule: "bulk_approval_threshold".into(),
+            verdict: Verdict::RequireApproval,
+            detail: why,
+        });
+    }
+    Ok(BulkAuthorization {
+        auth,
+        protected,
+        people: count,
+    })
+}
+
+/// [`authorize_people`] for a stored job (its `pending` items), then, unless
+/// refused, mark the protected people's items `skipped`. The job's state is
+/// the caller's to set from the decision.
+#[allow(clippy::too_many_arguments)]
+pub async fn authorize_job(
+    resolver: &crate::policy::PolicyResolver,
+    policy_store: &dyn crate::policy::PolicyStore,
+    store: &dyn BulkStore,
+    job: &BulkJob,
+    caller: &crate::policy::Caller,
+    connectors: Vec<String>,
+    approval_threshold: u64,
+    now: DateTime<Utc>,
+) -> Result<BulkAuthorization, BulkError> {
+    let mut people = Vec::new();
+    let mut pending = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.bulk_items(job.id, after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for item in page {
+            if item.state == ItemState::Pending {
+                if let Ok(u) = Username::parse(&item.username) {
+                    people.push(u);
+                    pending.push((item.seq, item.username.to_lowercase()));
+                }
+            }
+        }
+    }
+    let decided = authorize_people(
+        resolver,
+        policy_store,
+        caller,
+        people,
+        job.targets.clone(),
+        connectors,
+        &job.reason,
+        approval_threshold,
+        now,
+    )
+    .await?;
+    if !matches!(
+        decided.auth.decision(),
+        crate::policy::Decision::Deny { .. }
+    ) {
+        for (seq, name) in pending {
+            if decided.protected.contains(&name) {
+                store.skip_bulk_item(job.id, seq, PROTECTED_NOTE).await?;
+            }
+        }
+    }
+    Ok(decided)
+}
+
 // ---------------------------------------------------------------- running
 
 #[derive(Debug, thiserror::Error)]
@@ -698,6 +931,10 @@ pub struct BulkRunner {
     engine: Arc<Engine>,
     store: Arc<dyn BulkStore>,
     settings: BulkSettings,
+    /// Finish every unfinished request of the store before running
+    /// (the CLI's engine serves one tenant; a server's worker resumes
+    /// requests itself, each with its own tenant's engine).
+    resume_requests: bool,
 }
 
 /// Items read per page while running or exporting.
@@ -709,7 +946,19 @@ impl BulkRunner {
             engine,
             store,
             settings,
+            resume_requests: true,
         }
+    }
+
+    /// Do not resume the store's other unfinished requests before running
+    /// (a multi-tenant server's worker does that, with the right engine).
+    pub fn without_request_resume(mut self) -> Self {
+        self.resume_requests = false;
+        self
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     pub fn store(&self) -> &Arc<dyn BulkStore> {
@@ -773,18 +1022,13 @@ impl BulkRunner {
             total: job.rows,
             ..Default::default()
         };
-        let mut after = None;
-        loop {
-            let page = self.store.bulk_items(id, after, 5000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.seq);
-            for item in &page {
-                match (item.state, item.request_status) {
-                    (ItemState::Invalid, _) => p.invalid += 1,
-                    (ItemState::Skipped, _) => p.skipped += 1,
-                    (_, Some(s)) if s.is_final() => p.count(&outcome_of(s)),
-                    _ => {}
-                }
+        for (state, status, n) in self.store.count_bulk_items(id).await? {
+            match (state, status) {
+                (ItemState::Invalid, _) => p.invalid += n,
+                (ItemState::Skipped, _) => p.skipped += n,
+                (_, Some(RequestStatus::Completed)) => p.completed += n,
+                (_, Some(s)) if s.is_final() => p.failed += n,
+                _ => {}
             }
         }
         Ok(p)
@@ -821,7 +1065,9 @@ impl BulkRunner {
         };
         // Requests of this job a crashed process left running are
         // finished first (their leases are taken from the dead owner).
-        self.engine.resume_unfinished().await?;
+        if self.resume_requests {
+            self.engine.resume_unfinished().await?;
+        }
         on_progress(&progress);
 
         let pages = stream::unfold(Some(None::<u64>), |cursor| {
@@ -1197,6 +1443,34 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_json_list_keeps_its_order_and_names_bad_entries_by_index() {
+        let entries: Vec<serde_json::Value> = serde_json::from_str(
+            r#"["alice@example.com", 5, "  ", "a b@x.com", "bob@example.com"]"#,
+        )
+        .unwrap();
+        let items = items_from_list("usernames", &entries);
+        assert_eq!(items.len(), 5);
+        assert_eq!(
+            items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let states: Vec<ItemState> = items.iter().map(|i| i.state).collect();
+        use ItemState::*;
+        assert_eq!(states, [Pending, Invalid, Invalid, Invalid, Pending]);
+        assert!(items[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("usernames[1]: "));
+        assert!(items[3]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("usernames[3]: "));
+        assert_eq!(items[4].username, "bob@example.com");
     }
 
     #[test]

@@ -138,6 +138,17 @@ impl Policy {
         Self { document, compiled }
     }
 
+    /// Whether the policy's `protected_accounts` name `username` (any
+    /// action: refuse or approval). `own` is the caller's own accounts
+    /// ([`Caller::own_accounts`]). A bulk run skips such people rather than
+    /// refusing or holding the whole run for them.
+    pub fn protects(&self, own: &[String], username: &str) -> bool {
+        let name = username.trim().to_lowercase();
+        self.compiled.protected.iter().any(|p| {
+            p.accounts.iter().any(|(_, g)| g.matches(&name)) || (p.own && own.contains(&name))
+        })
+    }
+
     /// Decide `ctx` and count it: the counters, people and cooldowns it
     /// uses are consumed when (and only when) the decision is not a denial.
     pub async fn evaluate(

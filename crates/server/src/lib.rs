@@ -17,6 +17,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod bulk_jobs;
 pub mod error;
 pub mod executions;
 pub mod idempotency;
@@ -66,6 +67,12 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Largest accepted request body, in bytes (64 KiB).
     pub body_limit: usize,
+    /// Largest accepted body of `POST /api/v1/bulk-revocations` (4 MiB):
+    /// a list of people is larger than any other call.
+    pub bulk_body_limit: usize,
+    /// Bulk jobs with more people than this wait for a second person's
+    /// approval, whatever the policy allows (1,000).
+    pub bulk_approval_threshold: u64,
     /// How often the worker looks for unclaimed work when nothing wakes it.
     pub worker_interval: Duration,
     /// Requests the worker runs at once.
@@ -99,6 +106,8 @@ impl Default for ServerConfig {
             api_wait: Duration::from_secs(10),
             trust_proxy: false,
             body_limit: 64 * 1024,
+            bulk_body_limit: 4 * 1024 * 1024,
+            bulk_approval_threshold: 1000,
             worker_interval: Duration::from_secs(1),
             worker_concurrency: 8,
             mcp_wait: Duration::from_secs(15),
@@ -120,6 +129,7 @@ struct Inner {
     locks: idempotency::Locks,
     metrics: Arc<metrics::Metrics>,
     executions: executions::Executions,
+    bulk_tasks: bulk_jobs::BulkTasks,
     /// Tenants seen to exist (tenants are never deleted), so the webhook's
     /// tenant check reads the database once per tenant, not per call.
     known_tenants: std::sync::RwLock<std::collections::HashSet<TenantId>>,
@@ -160,6 +170,7 @@ impl AppState {
             locks: idempotency::Locks::default(),
             metrics,
             executions,
+            bulk_tasks: Default::default(),
             known_tenants: Default::default(),
         }))
     }
@@ -219,6 +230,11 @@ impl AppState {
         &self.0.executions
     }
 
+    /// The bulk jobs this process runs.
+    pub fn bulk_tasks(&self) -> &bulk_jobs::BulkTasks {
+        &self.0.bulk_tasks
+    }
+
     pub(crate) fn idempotency_locks(&self) -> &idempotency::Locks {
         &self.0.locks
     }
@@ -253,7 +269,12 @@ async fn read_body_first(
 ) -> axum::response::Response {
     use futures::StreamExt;
     use http_body_util::BodyExt;
-    let limit = st.config().body_limit;
+    // A list of people has its own, larger limit.
+    let limit = if req.uri().path() == api::bulk::PATH {
+        st.config().bulk_body_limit
+    } else {
+        st.config().body_limit
+    };
     let (parts, mut body) = req.into_parts();
     let mut read: Vec<axum::body::Bytes> = Vec::new();
     let mut total = 0;

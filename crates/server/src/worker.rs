@@ -168,10 +168,11 @@ pub async fn run_worker(state: AppState, shutdown: impl Future<Output = ()> + Se
     let mut last_purge: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         housekeeping(&state, &mut last_purge).await;
+        crate::bulk_jobs::resume(&state).await;
         // Take everything that is free now, as far as our slots allow.
         loop {
             let permit = tokio::select! {
-                _ = &mut shutdown => return stopped(),
+                _ = &mut shutdown => return stopped(&state),
                 p = permits.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => return,
@@ -191,7 +192,7 @@ pub async fn run_worker(state: AppState, shutdown: impl Future<Output = ()> + Se
                         if let Err(e) = state.db().release_lease(id, &owner).await {
                             tracing::warn!(request_id = %id, error = %e, "could not release a claim");
                         }
-                        return stopped();
+                        return stopped(&state);
                     }
                 }
                 Ok(None) => break,
@@ -202,14 +203,17 @@ pub async fn run_worker(state: AppState, shutdown: impl Future<Output = ()> + Se
             }
         }
         tokio::select! {
-            _ = &mut shutdown => return stopped(),
+            _ = &mut shutdown => return stopped(&state),
             _ = state.worker_woken() => {}
             _ = tokio::time::sleep(interval) => {}
         }
     }
 }
 
-fn stopped() {
+fn stopped(state: &AppState) {
+    // Bulk jobs stop with the worker; the next start (or another replica)
+    // resumes them where they stand.
+    state.bulk_tasks().abort_all();
     tracing::info!("worker stopped claiming work");
 }
 

@@ -137,6 +137,17 @@ async fn a_csv_runs_to_one_request_per_person_and_exports(db: Arc<dyn Database>)
         db.get_bulk_job(job.id).await.unwrap().unwrap().state,
         BulkState::Completed
     );
+    // Counted afterwards by the store's aggregate: the same as the run saw.
+    let counted = r.count(job.id).await.unwrap();
+    assert_eq!(counted, p, "{counted:?}");
+    let total: u64 = db
+        .count_bulk_items(job.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.2)
+        .sum();
+    assert_eq!(total, 6);
     {
         let calls = calls.lock().unwrap();
         assert_eq!(calls.get("okta/alice@example.com"), Some(&1));
@@ -254,6 +265,41 @@ async fn an_interrupted_job_resumes_without_skipping_or_repeating(db: Arc<dyn Da
         .all(|i| i.state == ItemState::Submitted
             && i.request_status == Some(RequestStatus::Completed)));
     assert_eq!(all[1].request_id, Some(rid1));
+}
+
+/// A held job's decision is one conditional write: of an approval and a
+/// denial, only the first moves it.
+async fn a_held_job_moves_once(db: Arc<dyn Database>) {
+    let calls = Calls::default();
+    let r = runner(&db, &calls);
+    let job = new_job(&r).await;
+    let now = chrono::Utc::now();
+    db.set_bulk_state(job.id, bulk::BulkState::PendingApproval, now)
+        .await
+        .unwrap();
+    let pending = bulk::BulkState::PendingApproval;
+    assert!(db
+        .transition_bulk_state(job.id, pending, bulk::BulkState::Cancelled, now)
+        .await
+        .unwrap());
+    assert!(!db
+        .transition_bulk_state(job.id, pending, bulk::BulkState::Running, now)
+        .await
+        .unwrap());
+    let got = db.get_bulk_job(job.id).await.unwrap().unwrap();
+    assert_eq!(got.state, bulk::BulkState::Cancelled);
+    assert!(got.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn sqlite_held_job_moves_once() {
+    let (_d, db) = sqlite().await;
+    a_held_job_moves_once(db).await;
+}
+
+#[tokio::test]
+async fn postgres_held_job_moves_once() {
+    a_held_job_moves_once(pg().await).await;
 }
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Database>) {

@@ -557,3 +557,61 @@ async fn a_job_killed_while_listing_resumes_without_skipping_or_repeating_anyone
     assert_eq!(revokes(&h, Provider::Miro), n);
     assert_eq!(jobs(&h).await[0]["state"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_file_decides_a_bulk_run_its_protected_accounts_are_never_called() {
+    let h = harness(6, Duration::ZERO).await;
+    std::fs::write(
+        h.dir.path().join("policy.json"),
+        r#"{"version": "1", "default": "allow",
+            "protected_accounts": [{"accounts": ["user00002@*"], "action": "refuse"}]}"#,
+    )
+    .unwrap();
+    h.edit_config(|t| format!("policy_file = \"policy.json\"\n{t}"));
+    let csv = write_csv(&h, "users.csv", &people_csv(4));
+    let run = h
+        .sever(&[
+            "bulk", "revoke", "--csv", &csv, "--reason", "breach", "--yes",
+        ])
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("3 completed, 0 failed, 1 skipped"),
+        "{}",
+        run.stderr()
+    );
+    let named = |who: &str| {
+        Provider::ALL
+            .iter()
+            .flat_map(|p| h.sim().calls_to(*p))
+            .filter(|c| {
+                format!("{} {} {}", c.path, c.query.as_deref().unwrap_or(""), c.body).contains(who)
+            })
+            .count()
+    };
+    assert_eq!(named("user00002"), 0, "a protected account is never called");
+    assert!(named("user00001") > 0);
+
+    // A policy that refuses bulk runs cancels the job: nothing is called.
+    std::fs::write(
+        h.dir.path().join("policy.json"),
+        r#"{"version": "1", "default": "allow", "tools": {"bulk_revoke": {"action": "deny"}}}"#,
+    )
+    .unwrap();
+    h.sim().reset_calls();
+    let run = h
+        .sever(&[
+            "bulk", "revoke", "--csv", &csv, "--reason", "breach", "--yes",
+        ])
+        .await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("bulk_revoke is denied"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(revokes(&h, Provider::Okta), 0);
+    let jobs = h.sever(&["bulk", "list", "--json"]).await;
+    let jobs: serde_json::Value = serde_json::from_str(&jobs.stdout()).unwrap();
+    assert_eq!(jobs[0]["state"], "cancelled");
+}

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bulk;
+mod bulk_api;
 mod cli;
 mod helpers;
 mod mcp;

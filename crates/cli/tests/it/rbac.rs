@@ -64,6 +64,50 @@ const API: &[(&str, &str, &str, Option<&str>, Need)] = {
             Some(r#"{"username": "alice@example.com", "integration_targets": ["okta"]}"#),
             S(Read),
         ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations",
+            "/api/v1/bulk-revocations",
+            Some(
+                r#"{"usernames": ["$USER"], "reason": "rbac matrix", "integration_targets": ["no-such-connector"]}"#,
+            ),
+            S(Revoke),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations",
+            "/api/v1/bulk-revocations",
+            None,
+            S(Read),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations/{id}",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead",
+            None,
+            S(Read),
+        ),
+        (
+            "GET",
+            "/api/v1/bulk-revocations/{id}/results.csv",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/results.csv",
+            None,
+            S(Read),
+        ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations/{id}/approve",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/approve",
+            Some(r#"{"reason": "rbac matrix"}"#),
+            S(Admin),
+        ),
+        (
+            "POST",
+            "/api/v1/bulk-revocations/{id}/deny",
+            "/api/v1/bulk-revocations/00000000-0000-4000-8000-00000000dead/deny",
+            Some(r#"{"reason": "rbac matrix"}"#),
+            S(Admin),
+        ),
         ("GET", "/api/v1/usage", "/api/v1/usage", None, S(Read)),
         (
             "GET",
@@ -502,6 +546,26 @@ const UI: &[UiRoute] = {
         ("GET", "/ui/requests/$REQ", &[], Read),
         ("GET", "/ui/requests/$REQ/progress", &[], Read),
         ("GET", "/ui/dashboard", &[], Read),
+        ("GET", "/ui/bulk", &[], Read),
+        ("GET", "/ui/bulk/rows", &[], Read),
+        (
+            "POST",
+            "/ui/bulk",
+            &[("usernames", ""), ("reason", "rbac matrix")],
+            Revoke,
+        ),
+        (
+            "POST",
+            "/ui/bulk/00000000-0000-4000-8000-00000000dead/decision",
+            &[("decision", "approve"), ("reason", "rbac matrix")],
+            Admin,
+        ),
+        (
+            "GET",
+            "/ui/bulk/00000000-0000-4000-8000-00000000dead/results.csv",
+            &[],
+            Read,
+        ),
         ("GET", "/ui/approvals", &[], Read),
         ("GET", "/ui/integrations", &[], Admin),
         (
@@ -698,8 +762,8 @@ async fn every_role_is_allowed_or_refused_on_every_ui_route_by_the_server() {
         assert_eq!(denied, refused, "refusals audited for the {role}");
         let expected = match role {
             Role::Owner | Role::Admin => 0,
-            Role::Analyst => 16,
-            Role::Viewer => 17,
+            Role::Analyst => 17,
+            Role::Viewer => 19,
         };
         assert_eq!(refused, expected, "{role}");
     }

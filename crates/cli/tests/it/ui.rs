@@ -708,3 +708,136 @@ async fn every_ui_answer_carries_strict_security_headers_and_a_locked_down_cooki
         .unwrap()
         .contains("immutable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_watches_an_api_bulk_job_complete_and_an_admin_starts_one_on_the_page() {
+    let s = start().await;
+    // Miro answers alice slowly, so the job is still running when the page opens.
+    s.sim().set_fault(
+        Provider::Miro,
+        "alice@example.com",
+        Fault::new(FaultKind::Slow(Duration::from_secs(5)), Step::Revoke),
+    );
+    let a = s
+        .call(
+            Method::POST,
+            "/api/v1/bulk-revocations",
+            Some(json!({
+                "usernames": ["carol@example.com", "alice@example.com", "not a person@@"],
+                "reason": "token theft",
+                "incident_id": "INC-UI",
+                "integration_targets": ["miro"],
+            })),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let out = browser(&s, "bulk").await;
+    assert_eq!(out["after"]["max"], 3, "{out}");
+    assert_eq!(out["after"]["value"], 3, "{out}");
+    assert!(out["during"]["value"].as_u64().unwrap() < 3, "{out}");
+    assert_eq!(out["csv_lines"], 4, "{out}");
+    // The admin's job, started on the page, is an ordinary job of the tenant.
+    let list = s.call(Method::GET, "/api/v1/bulk-revocations", None).await;
+    let ui_job = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["incident_id"] == "INC-UI-2")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", list.body));
+    assert_eq!(ui_job["channel"], "ui");
+    assert_eq!(ui_job["requested_by"], format!("user:{ADMIN}"));
+    assert_eq!(ui_job["counts"]["completed"], 1);
+    assert_eq!(ui_job["counts"]["invalid"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_admin_approves_a_held_bulk_job_on_the_bulk_page_and_the_requester_cannot() {
+    let s = Server::start_with(|c| c.bulk_approval_threshold = 0).await;
+    let cli = Actor::cli(TenantId::DEFAULT, "cli:test");
+    for (email, role) in [(ADMIN, Role::Admin), (SECOND_ADMIN, Role::Admin)] {
+        sever_server::create_user(&*s.db, &SystemClock, s.tenant, email, role, PASSWORD, &cli)
+            .await
+            .unwrap();
+    }
+    // ADMIN starts a job on the page; the policy holds it (threshold 0).
+    let ada = WebClient::sign_in(&s.base, ADMIN, PASSWORD).await;
+    let r = ada
+        .post(
+            "/ui/bulk",
+            &[
+                ("_csrf", &ada.csrf),
+                ("usernames", "alice@example.com\ncarol@example.com"),
+                ("reason", "phishing wave"),
+                ("targets", "miro"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let list = s.call(Method::GET, "/api/v1/bulk-revocations", None).await;
+    let job = list.body["items"][0].clone();
+    assert_eq!(job["state"], "pending_approval", "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let html = ada.get("/ui/bulk").await.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-bulk-decision=\"{id}\"")),
+        "{html}"
+    );
+
+    // The requester may not decide it.
+    let path = format!("/ui/bulk/{id}/decision");
+    let r = ada
+        .post(
+            &path,
+            &[
+                ("_csrf", &ada.csrf),
+                ("decision", "approve"),
+                ("reason", "mine"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("two-person rule"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.sim()
+            .calls_to(Provider::Miro)
+            .iter()
+            .filter(|c| c.step == Step::Revoke)
+            .count(),
+        0
+    );
+
+    // A second admin approves; the job runs.
+    let bea = WebClient::sign_in(&s.base, SECOND_ADMIN, PASSWORD).await;
+    let r = bea
+        .post(
+            &path,
+            &[
+                ("_csrf", &bea.csrf),
+                ("decision", "approve"),
+                ("reason", "confirmed with the CISO"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let a = s
+            .call(Method::GET, &format!("/api/v1/bulk-revocations/{id}"), None)
+            .await;
+        state = a.body["state"].clone();
+        if state == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "completed");
+    let audit = s.audit().await;
+    assert!(audit.iter().any(|r| r["action"] == "bulk.approve"
+        && r["decision"] == "allowed"
+        && r["actor"] == format!("user:{SECOND_ADMIN}")));
+    assert!(audit.iter().any(|r| r["action"] == "bulk.approve"
+        && r["decision"] == "denied"
+        && r["actor"] == format!("user:{ADMIN}")));
+}

@@ -516,7 +516,62 @@ async function approvals(browser) {
   return { approved: approvedId };
 }
 
-const scenarios = { responder, integrations, viewer, administration, approvals };
+// Bulk jobs: an admin starts one from a pasted list; a viewer cannot start
+// one, but follows a job started over the API from running to completed on
+// the Bulk page (it refreshes itself), then reads its CSV.
+async function bulk(browser) {
+  const page = await newPage(browser);
+  await signIn(page, env("VIEWER_EMAIL"), env("VIEWER_PASSWORD"));
+  await page.getByRole("link", { name: "Bulk", exact: true }).click();
+  await page.waitForURL((u) => u.pathname === "/ui/bulk");
+  assert.equal(await page.getByRole("button", { name: "Start bulk job" }).count(), 0, "a viewer cannot start a job");
+  assert.match(await page.locator("#bulk-why").textContent(), /viewer/);
+  const running = page.locator("tr[data-bulk-job][data-state='running']", { hasText: "INC-UI" });
+  await running.waitFor();
+  const during = {
+    value: Number(await running.locator("progress").getAttribute("value")),
+    max: Number(await running.locator("progress").getAttribute("max")),
+  };
+  // No reload: the table refreshes itself until the job is done.
+  await page
+    .locator("#bulk-jobs[data-polling='false']")
+    .waitFor({ timeout: 30_000 });
+  const api = page.locator("tr[data-bulk-job]", { hasText: "INC-UI" });
+  assert.equal(await api.getAttribute("data-state"), "completed");
+  const after = {
+    value: Number(await api.locator("progress").getAttribute("value")),
+    max: Number(await api.locator("progress").getAttribute("max")),
+  };
+  assert.equal(after.value, after.max, "a completed job's bar is full");
+  assert.match(await api.textContent(), /100%/);
+  const href = await api.getByRole("link", { name: "CSV" }).getAttribute("href");
+  const csv = await page.evaluate(async (h) => (await fetch(h)).text(), href);
+  assert.match(csv, /^line,username,status,error,request_id,miro/);
+  await shot(page, "bulk");
+  noProblems(page);
+
+  const admin = await newPage(browser);
+  await signIn(admin, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"));
+  await admin.goto(`${BASE}/ui/bulk`);
+  await admin.locator("#bulk-start summary").click();
+  await assertLabelled(admin);
+  await admin.getByLabel("People").fill("carol@example.com\nnot a person@@\n");
+  await admin.getByLabel("Reason").fill("phishing wave");
+  await admin.getByLabel("Incident id").fill("INC-UI-2");
+  await admin.getByLabel("Apps").fill("miro");
+  await admin.getByRole("button", { name: "Start bulk job" }).click();
+  await admin.locator("#confirm-dialog").getByRole("button", { name: "Start the bulk job" }).click();
+  await admin.waitForURL((u) => u.pathname === "/ui/bulk" && u.searchParams.has("started"));
+  assert.match(await admin.locator("#page-notice").textContent(), /started/);
+  const mine = admin.locator("tr[data-bulk-job]", { hasText: "INC-UI-2" });
+  await admin.locator("tr[data-bulk-job][data-state='completed']", { hasText: "INC-UI-2" }).waitFor({ timeout: 30_000 });
+  assert.equal(await mine.getAttribute("data-total"), "2");
+  noProblems(admin);
+
+  return { during, after, csv_lines: csv.trim().split("\n").length };
+}
+
+const scenarios = { responder, integrations, viewer, administration, approvals, bulk };
 
 (async () => {
   const name = process.argv[2];

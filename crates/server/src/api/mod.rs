@@ -4,6 +4,7 @@
 //! that define the routes and cannot drift from them.
 
 pub mod audit_log;
+pub mod bulk;
 pub mod connectors;
 pub mod keys;
 pub mod policy;
@@ -71,6 +72,7 @@ impl Modify for Security {
     components(schemas(ErrorBody, ErrorDetail)),
     tags(
         (name = "revocations", description = "Revoke a person's sessions and read the results"),
+        (name = "bulk", description = "Revoke many people under one incident id, follow the job, download its results"),
         (name = "webhook", description = "The signed SOAR entry point"),
         (name = "connectors", description = "Connector instances of the tenant (admin)"),
         (name = "settings", description = "The tenant's switches (admin)"),
@@ -90,6 +92,11 @@ fn api_routes(resolver: Arc<PolicyResolver>) -> OpenApiRouter<AppState> {
         .routes(routes!(revocations::create, revocations::list))
         .routes(routes!(revocations::get_one))
         .routes(routes!(revocations::preview))
+        .routes(routes!(bulk::create, bulk::list))
+        .routes(routes!(bulk::get_one))
+        .routes(routes!(bulk::results_csv))
+        .routes(routes!(bulk::approve))
+        .routes(routes!(bulk::deny))
         .routes(routes!(connectors::list, connectors::create))
         .routes(routes!(
             connectors::get_one,

@@ -17,6 +17,7 @@
 //! refused and the refusal is audited.
 
 mod assets;
+mod bulk;
 mod chart;
 mod connectors;
 mod dashboard;
@@ -66,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/requests/{id}", get(requests::detail))
         .route("/ui/requests/{id}/progress", get(requests::progress))
         .route("/ui/dashboard", get(dashboard::page))
+        .route("/ui/bulk", get(bulk::page).post(bulk::start))
+        .route("/ui/bulk/rows", get(bulk::table))
+        .route("/ui/bulk/{id}/decision", post(bulk::decide))
+        .route("/ui/bulk/{id}/results.csv", get(bulk::results_csv))
         .route("/ui/approvals", get(policy::approvals_page))
         .route("/ui/approvals/{id}", post(policy::decide))
         .route("/ui/integrations", get(connectors::page))
@@ -172,6 +177,7 @@ impl Layout {
             ("/ui/responder", "Responder", "responder"),
             ("/ui/dashboard", "Dashboard", "dashboard"),
             ("/ui/requests", "Requests", "requests"),
+            ("/ui/bulk", "Bulk", "bulk"),
             ("/ui/approvals", "Approvals", "approvals"),
         ];
         if self.is_admin {

@@ -28,6 +28,11 @@ pub(crate) const UPDATE_COUNTS: &str = "UPDATE bulk_jobs SET \
 /// Binds: id, state, at, final.
 pub(crate) const SET_STATE: &str = "UPDATE bulk_jobs SET state = $2, \
     finished_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1";
+pub(crate) const TRANSITION_STATE: &str = "UPDATE bulk_jobs SET state = $2, \
+    finished_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1 AND state = $5";
+pub(crate) const COUNT_ITEMS: &str = "SELECT i.state, r.status, COUNT(*) FROM bulk_items i \
+    LEFT JOIN revocation_requests r ON r.id = i.request_id \
+    WHERE i.job_id = $1 GROUP BY i.state, r.status";
 pub(crate) const INSERT_ITEMS: &str =
     "INSERT INTO bulk_items (job_id, seq, line, username, state, request_id, note) ";
 pub(crate) const SELECT_ITEMS: &str = "SELECT i.seq, i.line, i.username, i.state, \
@@ -257,6 +262,56 @@ macro_rules! impl_sql_bulk_store {
                     .await
                     .map_err(|e| map_error(&self.target, e))?;
                 Ok(())
+            }
+
+            async fn count_bulk_items(
+                &self,
+                id: sever_core::bulk::BulkJobId,
+            ) -> Result<
+                Vec<(
+                    sever_core::bulk::ItemState,
+                    Option<sever_core::RequestStatus>,
+                    u64,
+                )>,
+                sever_core::StoreError,
+            > {
+                use $crate::sql::{bulk::*, codec::*, map_error};
+                let rows = sqlx::query_as::<_, (String, Option<String>, i64)>(COUNT_ITEMS)
+                    .bind(DbUuid(id.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                rows.into_iter()
+                    .map(|(state, status, n)| {
+                        let state = sever_core::bulk::ItemState::parse(&state)
+                            .map_err(|e| sever_core::StoreError::Corrupt(e.to_string()))?;
+                        let status = status
+                            .map(|s| s.parse::<sever_core::RequestStatus>())
+                            .transpose()
+                            .map_err(|e| sever_core::StoreError::Corrupt(e.to_string()))?;
+                        Ok((state, status, u64::try_from(n).unwrap_or(0)))
+                    })
+                    .collect()
+            }
+
+            async fn transition_bulk_state(
+                &self,
+                id: sever_core::bulk::BulkJobId,
+                from: sever_core::bulk::BulkState,
+                to: sever_core::bulk::BulkState,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, sever_core::StoreError> {
+                use $crate::sql::{bulk::*, codec::*, map_error};
+                let done = sqlx::query(TRANSITION_STATE)
+                    .bind(DbUuid(id.0))
+                    .bind(to.as_str())
+                    .bind(Ts(at))
+                    .bind(to.is_final())
+                    .bind(from.as_str())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn bulk_items(
