@@ -117,6 +117,15 @@ impl PgStore {
             .map_err(|e| map_error(&self.target, e))
     }
 
+    /// Run a request-path write (PostgreSQL takes several at once, so it
+    /// runs where it is called).
+    async fn exclusive<T>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        write.await
+    }
+
     /// Where the request path's writes go: the pool (PostgreSQL locks rows,
     /// not the database).
     fn writer(&self) -> &PgPool {

@@ -355,11 +355,10 @@ macro_rules! impl_sql_store {
                 }
                 Ok(written)
             }
-        }
 
-        #[async_trait::async_trait]
-        impl sever_core::Store for $store {
-            async fn insert_request(
+            // The request path's writes, run by `Store`'s methods through
+            // `exclusive` (see the backend's).
+            async fn insert_request_now(
                 &self,
                 req: &sever_core::NewRequest,
                 audit: &sever_core::admin::AuditEvent,
@@ -403,6 +402,78 @@ macro_rules! impl_sql_store {
                 }
                 self.append_audit_in(&mut tx, audit).await?;
                 tx.commit().await.map_err(err)
+            }
+            async fn claim_request_now(
+                &self,
+                id: sever_core::RequestId,
+                lease: &sever_core::Lease,
+                now: chrono::DateTime<chrono::Utc>,
+                steal_from: Option<&str>,
+            ) -> Result<bool, sever_core::StoreError> {
+                use sever_core::RequestStatus;
+                use $crate::sql::{codec::*, *};
+                let done = sqlx::query(CLAIM_REQUEST)
+                    .bind(DbUuid(id.0))
+                    .bind(Ts(now))
+                    .bind(lease.owner.as_str())
+                    .bind(Ts(lease.expires_at))
+                    .bind(steal_from)
+                    .bind(RequestStatus::Running.as_str())
+                    .bind(RequestStatus::Queued.as_str())
+                    .execute(self.writer())
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(done.rows_affected() == 1)
+            }
+            async fn record_results_now(
+                &self,
+                id: sever_core::RequestId,
+                results: &[sever_core::ConnectorResult],
+            ) -> Result<Vec<bool>, sever_core::StoreError> {
+                use $crate::sql::map_error;
+                let err = |e| map_error(&self.target, e);
+                let mut tx = self.writer().begin().await.map_err(err)?;
+                let recorded = self.record_in(&mut tx, id, results).await?;
+                tx.commit().await.map_err(err)?;
+                Ok(recorded)
+            }
+            async fn finish_request_now(
+                &self,
+                id: sever_core::RequestId,
+                status: sever_core::RequestStatus,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), sever_core::StoreError> {
+                use sever_core::StoreError;
+                use $crate::sql::{codec::*, *};
+                if !status.is_final() {
+                    return Err(StoreError::Other(format!(
+                        "cannot finish request {id} as '{status}': not a final status"
+                    )));
+                }
+                let done = sqlx::query(FINISH_REQUEST)
+                    .bind(DbUuid(id.0))
+                    .bind(status.as_str())
+                    .bind(Ts(at))
+                    .execute(self.writer())
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("request {id}")));
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl sever_core::Store for $store {
+            async fn insert_request(
+                &self,
+                req: &sever_core::NewRequest,
+                audit: &sever_core::admin::AuditEvent,
+            ) -> Result<(), sever_core::StoreError> {
+                let (this, req, audit) = (self.clone(), req.clone(), audit.clone());
+                self.exclusive(async move { this.insert_request_now(&req, &audit).await })
+                    .await
             }
 
             async fn get_request(
@@ -473,20 +544,13 @@ macro_rules! impl_sql_store {
                 now: chrono::DateTime<chrono::Utc>,
                 steal_from: Option<&str>,
             ) -> Result<bool, sever_core::StoreError> {
-                use sever_core::RequestStatus;
-                use $crate::sql::{codec::*, *};
-                let done = sqlx::query(CLAIM_REQUEST)
-                    .bind(DbUuid(id.0))
-                    .bind(Ts(now))
-                    .bind(lease.owner.as_str())
-                    .bind(Ts(lease.expires_at))
-                    .bind(steal_from)
-                    .bind(RequestStatus::Running.as_str())
-                    .bind(RequestStatus::Queued.as_str())
-                    .execute(self.writer())
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                Ok(done.rows_affected() == 1)
+                let (this, lease) = (self.clone(), lease.clone());
+                let steal_from = steal_from.map(str::to_owned);
+                self.exclusive(async move {
+                    this.claim_request_now(id, &lease, now, steal_from.as_deref())
+                        .await
+                })
+                .await
             }
 
             async fn claim_next(
@@ -580,12 +644,9 @@ macro_rules! impl_sql_store {
                 id: sever_core::RequestId,
                 results: &[sever_core::ConnectorResult],
             ) -> Result<Vec<bool>, sever_core::StoreError> {
-                use $crate::sql::map_error;
-                let err = |e| map_error(&self.target, e);
-                let mut tx = self.writer().begin().await.map_err(err)?;
-                let recorded = self.record_in(&mut tx, id, results).await?;
-                tx.commit().await.map_err(err)?;
-                Ok(recorded)
+                let (this, results) = (self.clone(), results.to_vec());
+                self.exclusive(async move { this.record_results_now(id, &results).await })
+                    .await
             }
 
             async fn finish_request(
@@ -594,24 +655,9 @@ macro_rules! impl_sql_store {
                 status: sever_core::RequestStatus,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), sever_core::StoreError> {
-                use sever_core::StoreError;
-                use $crate::sql::{codec::*, *};
-                if !status.is_final() {
-                    return Err(StoreError::Other(format!(
-                        "cannot finish request {id} as '{status}': not a final status"
-                    )));
-                }
-                let done = sqlx::query(FINISH_REQUEST)
-                    .bind(DbUuid(id.0))
-                    .bind(status.as_str())
-                    .bind(Ts(at))
-                    .execute(self.writer())
+                let this = self.clone();
+                self.exclusive(async move { this.finish_request_now(id, status, at).await })
                     .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("request {id}")));
-                }
-                Ok(())
             }
 
             async fn unfinished_requests(
