@@ -298,107 +298,38 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
         .ok_or_else(|| CliError::Runtime(format!("no webhook secret in {settings}")))?
         .to_string();
 
-    let url = Arc::new(format!("{}/api/v1/session-revocation/webhook", server.base));
-    let secret = Arc::new(secret);
-    let send = {
-        let http = http.clone();
-        let tenant = tenant.clone();
-        let origin = tokio::time::Instant::now();
-        move |n: u64, at: tokio::time::Instant| {
-            let http = http.clone();
-            let url = url.clone();
-            let secret = secret.clone();
-            let body = serde_json::to_vec(&json!({
-                "tenant_id": tenant,
-                "action": "revoke_sessions",
-                "username": "alice@example.com",
-                "reason": format!("bench {n}"),
-                "source": "bench",
-            }))
-            .unwrap_or_default();
-            async move {
-                let sig = sever_server::signature::sign_plain(secret.as_bytes(), &body);
-                let r = http
-                    .post(url.as_str())
-                    .header("content-type", "application/json")
-                    .header("x-session-revocation-signature", sig)
-                    .body(body)
-                    .send()
-                    .await;
-                let accept_ms = at.elapsed().as_secs_f64() * 1000.0;
-                let at_secs = (at - origin).as_secs_f64();
-                match r {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let v: Value = r.json().await.unwrap_or(Value::Null);
-                        Sent {
-                            at_secs,
-                            accept_ms,
-                            status,
-                            request_id: v["request_id"].as_str().map(str::to_string),
-                        }
-                    }
-                    Err(_) => Sent {
-                        at_secs,
-                        accept_ms,
-                        status: 0,
-                        request_id: None,
-                    },
-                }
-            }
-        }
-    };
-
-    // Warm up: provider tokens, connections, the tenant's engine.
-    for n in 0..20 {
-        let s = send(n, tokio::time::Instant::now()).await;
-        if !(200..300).contains(&s.status) {
-            return Err(CliError::Runtime(format!(
-                "a warm-up call was answered {}; see {}",
-                s.status,
-                dir.join("server.log").display()
-            )));
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let warm_ids = 20u64;
-
-    let pids = [server.child.id(), std::process::id()];
-    let cpu_before = cpu_sample(&pids);
-    let total = u64::from(args.rate) * args.duration;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
-    let started = tokio::time::Instant::now();
-    let wall = Instant::now();
-    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    // The load generator runs on a thread and runtime of its own, with its
+    // own HTTP client: on the runtime that also serves the simulators'
+    // 5,000 calls a second it would read its answers late and charge that
+    // to the server (a SOAR does not share a machine with the providers).
+    let url = format!("{}/api/v1/session-revocation/webhook", server.base);
+    let (rate, duration, for_generator) = (args.rate, args.duration, tenant.clone());
     let handle = sims.handle();
-    for n in 0..total {
-        let at = started + interval.mul_f64(n as f64);
-        tokio::time::sleep_until(at).await;
-        tasks.push(tokio::spawn(send(warm_ids + n, at)));
-        if n % u64::from(args.rate.max(1)) == 0 {
-            // The simulators' call log is not needed; keep memory flat.
-            handle.reset_calls();
-        }
-    }
-    let send_secs = wall.elapsed().as_secs_f64();
-    let cpu_after = cpu_sample(&pids);
-    // Jiffies are 1/100 s: busy cores over the sending window.
-    let cores = |j: u64| (j as f64 / 100.0 / send_secs * 100.0).round() / 100.0;
-    let server_j = cpu_after.1[0].saturating_sub(cpu_before.1[0]);
-    let bench_j = cpu_after.1[1].saturating_sub(cpu_before.1[1]);
-    let total_j = cpu_after.0.saturating_sub(cpu_before.0);
-    let cpu = json!({
-        "server": cores(server_j),
-        "simulators_and_load_generator": cores(bench_j),
-        "everything_else_on_the_machine": cores(total_j.saturating_sub(server_j + bench_j)),
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-    });
-    let mut sent = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        if let Ok(s) = t.await {
-            sent.push(s);
-        }
-    }
+    let pids = [server.child.id(), std::process::id()];
+    let log = dir.join("server.log");
+    let generator = std::thread::Builder::new()
+        .name("load-generator".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| rt("starting the load generator")(e.to_string()))?
+                .block_on(generate(
+                    url,
+                    secret,
+                    for_generator,
+                    rate,
+                    duration,
+                    handle,
+                    pids,
+                    log,
+                ))
+        })
+        .map_err(|e| rt("starting the load generator")(e.to_string()))?;
+    let total = u64::from(args.rate) * args.duration;
+    let (sent, send_secs, cpu, wall) = generator
+        .join()
+        .map_err(|_| CliError::Runtime("the load generator panicked".into()))??;
     let accepted_at = wall.elapsed().as_secs_f64();
     let accepted: Vec<&Sent> = sent
         .iter()
@@ -519,4 +450,127 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Send `rate` signed webhook calls a second for `duration` seconds (after
+/// a warm-up), each at its scheduled time whatever the earlier ones are
+/// doing. Returns what each call saw, the sending time, the CPU used while
+/// sending, and the clock the sending started on.
+#[allow(clippy::too_many_arguments)]
+async fn generate(
+    url: String,
+    secret: String,
+    tenant: String,
+    rate: u32,
+    duration: u64,
+    handle: sever_sim::SimHandle,
+    pids: [u32; 2],
+    log: PathBuf,
+) -> Result<(Vec<Sent>, f64, Value, Instant), CliError> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| rt("building the HTTP client")(e.to_string()))?;
+    let url = Arc::new(url);
+    let secret = Arc::new(secret);
+    let send = {
+        let http = http.clone();
+        let tenant = tenant.clone();
+        let origin = tokio::time::Instant::now();
+        move |n: u64, at: tokio::time::Instant| {
+            let http = http.clone();
+            let url = url.clone();
+            let secret = secret.clone();
+            let body = serde_json::to_vec(&json!({
+                "tenant_id": tenant,
+                "action": "revoke_sessions",
+                "username": "alice@example.com",
+                "reason": format!("bench {n}"),
+                "source": "bench",
+            }))
+            .unwrap_or_default();
+            async move {
+                let sig = sever_server::signature::sign_plain(secret.as_bytes(), &body);
+                let r = http
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .header("x-session-revocation-signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                let accept_ms = at.elapsed().as_secs_f64() * 1000.0;
+                let at_secs = (at - origin).as_secs_f64();
+                match r {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        Sent {
+                            at_secs,
+                            accept_ms,
+                            status,
+                            request_id: v["request_id"].as_str().map(str::to_string),
+                        }
+                    }
+                    Err(_) => Sent {
+                        at_secs,
+                        accept_ms,
+                        status: 0,
+                        request_id: None,
+                    },
+                }
+            }
+        }
+    };
+
+    // Warm up: provider tokens, connections, the tenant's engine.
+    for n in 0..20 {
+        let s = send(n, tokio::time::Instant::now()).await;
+        if !(200..300).contains(&s.status) {
+            return Err(CliError::Runtime(format!(
+                "a warm-up call was answered {}; see {}",
+                s.status,
+                log.display()
+            )));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warm_ids = 20u64;
+
+    let cpu_before = cpu_sample(&pids);
+    let total = u64::from(rate) * duration;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let started = tokio::time::Instant::now();
+    let wall = Instant::now();
+    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for n in 0..total {
+        let at = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(at).await;
+        tasks.push(tokio::spawn(send(warm_ids + n, at)));
+        if n % u64::from(rate.max(1)) == 0 {
+            // The simulators' call log is not needed; keep memory flat.
+            handle.reset_calls();
+        }
+    }
+    let send_secs = wall.elapsed().as_secs_f64();
+    let cpu_after = cpu_sample(&pids);
+    // Jiffies are 1/100 s: busy cores over the sending window.
+    let cores = |j: u64| (j as f64 / 100.0 / send_secs * 100.0).round() / 100.0;
+    let server_j = cpu_after.1[0].saturating_sub(cpu_before.1[0]);
+    let bench_j = cpu_after.1[1].saturating_sub(cpu_before.1[1]);
+    let total_j = cpu_after.0.saturating_sub(cpu_before.0);
+    let cpu = json!({
+        "server": cores(server_j),
+        "simulators_and_load_generator": cores(bench_j),
+        "everything_else_on_the_machine": cores(total_j.saturating_sub(server_j + bench_j)),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    });
+    let mut sent = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(s) = t.await {
+            sent.push(s);
+        }
+    }
+    Ok((sent, send_secs, cpu, wall))
 }
