@@ -526,29 +526,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let attempt = Attempt {
-        target: Some(format!("bulk:{id}")),
-        accepted: false,
-    };
-    let r = async {
-        check_scope(&caller.key.scopes, Scope::Admin)?;
-        require_key(&st, &caller, Action::ApproveRequest).await?;
-        let body = read_limited(body, st.config().body_limit).await?;
-        let parsed: BulkApproveBody = parse_json(&body)?;
-        let job = bulk_jobs::load(&st, caller.key.tenant_id, &id).await?;
-        let approver = caller_of(&caller.key, Channel::Api);
-        decide_job(
-            &st,
-            &caller.actor(),
-            &approver,
-            job,
-            parsed.reason.as_deref(),
-            true,
-        )
-        .await
-    }
-    .await;
-    audited(&st, &caller.actor(), "bulk.approve", attempt, r).await
+    decide_over_api(st, caller, id, body, true).await
 }
 
 /// Deny a job the policy held: it is `cancelled` and never runs.
@@ -576,6 +554,17 @@ pub async fn deny(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    decide_over_api(st, caller, id, body, false).await
+}
+
+/// [`approve`] (`approve`) or [`deny`] (not), audited.
+async fn decide_over_api(
+    st: AppState,
+    caller: ApiCaller,
+    id: String,
+    body: Body,
+    approve: bool,
+) -> Result<Response, ApiError> {
     let attempt = Attempt {
         target: Some(format!("bulk:{id}")),
         accepted: false,
@@ -593,12 +582,13 @@ pub async fn deny(
             &approver,
             job,
             parsed.reason.as_deref(),
-            false,
+            approve,
         )
         .await
     }
     .await;
-    audited(&st, &caller.actor(), "bulk.deny", attempt, r).await
+    let action = if approve { "bulk.approve" } else { "bulk.deny" };
+    audited(&st, &caller.actor(), action, attempt, r).await
 }
 
 /// A held job approved (it starts) or denied (`cancelled`, never runs) by
