@@ -24,7 +24,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sever_core::{CallContext, Lookup, Username};
 use sever_sim::{Directory, Provider, RateLimit, SimOptions, Sims, Step};
 
 /// Published limits, per minute, of the calls a revocation makes (see
@@ -45,6 +44,7 @@ struct Args {
     memory_rows: usize,
     concurrency: usize,
     bin: PathBuf,
+    loop_script: PathBuf,
 }
 
 fn args() -> Args {
@@ -56,6 +56,7 @@ fn args() -> Args {
         memory_rows: 1_000_000,
         concurrency: 256,
         bin: PathBuf::from("target/release/sever"),
+        loop_script: PathBuf::from("bench/seed_loop.sh"),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -68,6 +69,7 @@ fn args() -> Args {
             "--memory-rows" => a.memory_rows = v.parse().unwrap(),
             "--concurrency" => a.concurrency = v.parse().unwrap(),
             "--bin" => a.bin = PathBuf::from(v),
+            "--loop-script" => a.loop_script = PathBuf::from(v),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -229,29 +231,29 @@ async fn main() {
     }
     eprintln!("{err}");
 
-    // 2. The seed's loop on a sample.
+    // 2. The seed's loop on a sample: `bench/seed_loop.sh`, one `sever revoke
+    //    --targets <connector> <user>` process per person per connector.
     let config = sever_cli::config::Config::load(Some(&cfg)).unwrap();
     let app = sever_cli::app::build(&config).await.unwrap();
-    let connectors: Vec<_> = app.engine.connectors().map(|(c, _)| c.clone()).collect();
-    let settings = *app.engine.settings();
-    let t0 = Instant::now();
-    let mut loop_failed = 0;
-    for i in 1..=a.loop_sample {
-        let user = Username::parse(&format!("user{i:05}@example.com")).unwrap();
-        for c in &connectors {
-            let cx = CallContext::new(Instant::now() + settings.request_deadline, settings.retry);
-            match c.lookup(&cx, &user).await {
-                Ok(Lookup::Found(s)) => {
-                    if c.revoke(&cx, &s).await.is_err() {
-                        loop_failed += 1;
-                    }
-                }
-                Ok(Lookup::Settled(_)) => {}
-                Err(_) => loop_failed += 1,
-            }
-        }
-    }
-    let loop_took = t0.elapsed();
+    let names: Vec<String> = app
+        .engine
+        .connectors()
+        .map(|(c, _)| c.instance().to_string())
+        .collect();
+    drop(app);
+    let (loop_took, loop_people, loop_failed, loop_calls) = tokio::task::spawn_blocking({
+        let (bin, cfg, csv, script) =
+            (bin.clone(), cfg.clone(), csv.clone(), a.loop_script.clone());
+        let (sample, names) = (a.loop_sample, names.join(","));
+        move || seed_loop(&script, &bin, &cfg, &csv, &names, sample)
+    })
+    .await
+    .unwrap();
+    assert!(
+        loop_people == a.loop_sample,
+        "the loop script did {loop_people} people, not {}",
+        a.loop_sample
+    );
     let loop_full = loop_took.as_secs_f64() * a.people as f64 / a.loop_sample as f64;
 
     // 3. Memory while a big CSV is read, validated and queued.
@@ -260,6 +262,8 @@ async fn main() {
     let big = mem_dir.path().join("big.csv");
     write_people(&big, a.memory_rows);
     let big_size = std::fs::metadata(&big).unwrap().len();
+    // Held for approval: more people than the threshold (1,000, or fewer for a small file).
+    let threshold = a.memory_rows.saturating_sub(1).min(1000).to_string();
     let (mcode, mtook, mpeak_kb, merr) = tokio::task::spawn_blocking({
         let (bin, cfg, big) = (bin.clone(), mem_cfg.clone(), big.clone());
         move || {
@@ -275,7 +279,7 @@ async fn main() {
                     "bench",
                     "--yes",
                     "--approval-threshold",
-                    "1000",
+                    &threshold,
                 ],
             )
         }
@@ -308,8 +312,9 @@ async fn main() {
         peak_kb as f64 / 1024.0
     );
     println!(
-        "| Seed loop: {} people, one call after another | {:.1} s ({} failures) |",
+        "| Seed loop (`bench/seed_loop.sh`): {} people, {} `sever revoke` processes one after another | {:.1} s ({} failures) |",
         a.loop_sample,
+        loop_calls,
         loop_took.as_secs_f64(),
         loop_failed
     );
@@ -346,6 +351,56 @@ async fn main() {
             .collect::<Vec<_>>()
             .join("; ")
     );
+}
+
+/// Run the seed's loop script on the first `sample` people of `csv`: its
+/// wall time as it reports it, people, failed calls, calls.
+fn seed_loop(
+    script: &Path,
+    bin: &Path,
+    cfg: &Path,
+    csv: &Path,
+    connectors: &str,
+    sample: usize,
+) -> (Duration, usize, usize, usize) {
+    let out = std::process::Command::new(std::fs::canonicalize(script).unwrap())
+        .args(["--csv", csv.to_str().unwrap()])
+        .args(["--bin", bin.to_str().unwrap()])
+        .args(["--connectors", connectors])
+        .args(["--limit", &sample.to_string()])
+        .args([
+            "--out",
+            cfg.with_file_name("seed_loop.csv").to_str().unwrap(),
+        ])
+        .env("SEVER_CONFIG", cfg)
+        .current_dir(cfg.parent().unwrap())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed: {}\n{stdout}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("SEED_LOOP "))
+        .unwrap_or_else(|| panic!("no SEED_LOOP line from the loop script:\n{stdout}"));
+    let field = |k: &str| -> String {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no {k} in {line}"))
+            .to_string()
+    };
+    (
+        Duration::from_secs_f64(field("seconds").parse().unwrap()),
+        field("people").parse().unwrap(),
+        field("failed").parse().unwrap(),
+        field("calls").parse().unwrap(),
+    )
 }
 
 fn config_copy(cfg: &Path, dir: &Path) -> PathBuf {

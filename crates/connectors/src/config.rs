@@ -610,6 +610,7 @@ pub fn build(
             ),
             mobile_only,
             web_only,
+            batch: Default::default(),
         }),
         Kind::Miro { token, org_id } => Arc::new(miro::Miro {
             name: name.clone(),

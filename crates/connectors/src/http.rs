@@ -251,9 +251,27 @@ impl Api {
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
+        self.call_in(auth, cx, step, self.bucket(step), expect, make)
+            .await
+    }
+
+    /// [`Api::call_as`] counted against rate bucket `bucket` rather than the
+    /// step's (Slack's `admin.users.session.resetBulk` has its own limit).
+    pub async fn call_in<F>(
+        &self,
+        auth: &Auth,
+        cx: &CallContext,
+        step: Step,
+        bucket: &'static str,
+        expect: &[Expect],
+        make: F,
+    ) -> Result<Response, Failure>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
         match auth {
             Auth::Header(v) => {
-                self.send(cx, step, expect, || {
+                self.send_in(cx, step, bucket, expect, || {
                     make(&self.http).header(AUTHORIZATION, v.clone())
                 })
                 .await
@@ -261,7 +279,7 @@ impl Api {
             Auth::OAuth(tokens) => {
                 let (token, fresh) = tokens.get(cx, self).await?;
                 let first = self
-                    .send(cx, step, expect, || {
+                    .send_in(cx, step, bucket, expect, || {
                         make(&self.http).bearer_auth(token.expose_secret())
                     })
                     .await;
@@ -269,7 +287,7 @@ impl Api {
                     Err(f) if f.http_status == Some(401) && !fresh => {
                         tokens.forget(&token).await;
                         let (token, _) = tokens.get(cx, self).await?;
-                        self.send(cx, step, expect, || {
+                        self.send_in(cx, step, bucket, expect, || {
                             make(&self.http).bearer_auth(token.expose_secret())
                         })
                         .await
@@ -293,6 +311,21 @@ impl Api {
     where
         F: Fn() -> RequestBuilder,
     {
+        self.send_in(cx, step, self.bucket(step), expect, make)
+            .await
+    }
+
+    async fn send_in<F>(
+        &self,
+        cx: &CallContext,
+        step: Step,
+        bucket: &'static str,
+        expect: &[Expect],
+        make: F,
+    ) -> Result<Response, Failure>
+    where
+        F: Fn() -> RequestBuilder,
+    {
         // Attempt numbers run on across calls of the same step (e.g. a retry
         // after a 401 with a fresh token).
         let before = cx.attempts().iter().filter(|a| a.step == step).count() as u32;
@@ -310,7 +343,6 @@ impl Api {
                 return Err(f);
             }
             // Bulk calls wait their turn in the provider's budget; urgent ones never do.
-            let bucket = self.bucket(step);
             let grant = self
                 .pacer
                 .acquire(bucket, !sever_core::bulk::in_bulk())

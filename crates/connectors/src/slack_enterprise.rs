@@ -2,16 +2,28 @@
 //! their sessions with `admin.users.session.reset`, using a user token from an
 //! org-wide install (providers.md §5).
 //!
+//! Inside a bulk job ([`sever_core::bulk::in_bulk`]) the reset goes through
+//! [`Batcher`]: the looked-up user ids of the people being revoked at the same
+//! time are sent together in one `admin.users.session.resetBulk` (up to 1,000
+//! ids), and each person's revoke gets that call's outcome and attempts as its
+//! own (docs/bulk.md, "Slack: resetBulk").
+//!
 //! Slack answers almost every error as HTTP 200 `{"ok":false,"error":…}`; the
 //! shared HTTP layer turns those into errors, and this module says which of
 //! them are outcomes (not found, protected, not entitled) rather than failures.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use serde::Deserialize;
+use serde_json::json;
 use sever_core::{
-    CallContext, Connector, ConnectorKey, Directory, DirectoryPage, ErrorClass, Failure,
-    InstanceName, Lookup, Outcome, Selection, Step, Subject, TestReport, Username,
+    Attempt, CallContext, Connector, ConnectorKey, Directory, DirectoryPage, ErrorClass, Failure,
+    InstanceName, Lookup, Outcome, RetryPolicy, Selection, Step, Subject, TestReport, Username,
 };
+use tokio::sync::{oneshot, Notify};
 
 use crate::http::{check, enc, Api, ApiError, Expect};
 
@@ -21,6 +33,85 @@ pub(crate) struct Slack {
     pub api: Api,
     pub mobile_only: bool,
     pub web_only: bool,
+    /// Bulk-mode batching of resets into `admin.users.session.resetBulk`.
+    pub batch: Batcher,
+}
+
+/// At most this many user ids go in one `admin.users.session.resetBulk` (Slack's limit).
+pub(crate) const BULK_MAX: usize = 1000;
+/// How long the first person of a batch waits for others to join it.
+pub(crate) const BULK_WINDOW: Duration = Duration::from_millis(300);
+/// `resetBulk` is counted apart from `admin.users.session.reset` (Slack limits per method).
+const BULK_BUCKET: &str = "admin.users.session.resetBulk";
+/// The note on the attempt of a person whose reset went in a `resetBulk` Slack accepted:
+/// `ok:true` there means the reset job was enqueued, not that it has run.
+pub(crate) const ENQUEUED: &str = "resetBulk_enqueued";
+
+/// What one person gets back from a `resetBulk`.
+#[derive(Debug, Clone)]
+enum Batched {
+    /// Slack accepted (enqueued) the reset of this id.
+    Enqueued,
+    /// Slack named this id as failed, or failed some without saying which:
+    /// reset it alone, which answers why (primary owner, bot, not found).
+    Single,
+    /// Settled for every id of the call (`feature_not_enabled`).
+    Settled(Outcome),
+    /// The call itself failed (after its retries).
+    Failed(Failure),
+}
+
+struct Delivery {
+    result: Batched,
+    attempts: Vec<Attempt>,
+}
+
+struct Waiter {
+    id: String,
+    deadline: Instant,
+    retry: RetryPolicy,
+    tx: oneshot::Sender<Delivery>,
+}
+
+#[derive(Default)]
+struct Cell {
+    waiters: Mutex<Vec<Waiter>>,
+    full: Notify,
+}
+
+/// Collects the user ids of concurrent bulk revocations for [`BULK_WINDOW`]
+/// (or until [`BULK_MAX`]); the first person of a batch sends it.
+#[derive(Default)]
+pub(crate) struct Batcher {
+    open: Mutex<Option<Arc<Cell>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Seals the leader's batch if its future is dropped before sending: the
+/// waiters' channels close and each of them resets its person alone.
+struct Leading<'a> {
+    batch: &'a Batcher,
+    cell: Arc<Cell>,
+}
+
+impl Leading<'_> {
+    fn seal(&self) -> Vec<Waiter> {
+        let mut open = lock(&self.batch.open);
+        if open.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.cell)) {
+            *open = None;
+        }
+        drop(open);
+        std::mem::take(&mut *lock(&self.cell.waiters))
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        drop(self.seal());
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,6 +233,20 @@ impl Connector for Slack {
     }
 
     async fn revoke(&self, cx: &CallContext, subject: &Subject) -> Result<Outcome, Failure> {
+        if sever_core::bulk::in_bulk() {
+            return self.revoke_batched(cx, subject).await;
+        }
+        self.reset(cx, subject).await
+    }
+
+    async fn test(&self, cx: &CallContext) -> TestReport {
+        self.test_token(cx).await
+    }
+}
+
+impl Slack {
+    /// One `admin.users.session.reset`.
+    async fn reset(&self, cx: &CallContext, subject: &Subject) -> Result<Outcome, Failure> {
         let url = format!("{}/admin.users.session.reset", self.base);
         let form = [
             ("user_id", subject.id.as_str()),
@@ -176,7 +281,162 @@ impl Connector for Slack {
         })
     }
 
-    async fn test(&self, cx: &CallContext) -> TestReport {
+    /// Reset `subject` in a `resetBulk` shared with the people being revoked
+    /// at the same time; the call's attempts are recorded in `cx` as this
+    /// person's own.
+    async fn revoke_batched(
+        &self,
+        cx: &CallContext,
+        subject: &Subject,
+    ) -> Result<Outcome, Failure> {
+        let (tx, rx) = oneshot::channel();
+        let waiter = Waiter {
+            id: subject.id.clone(),
+            deadline: cx.deadline,
+            retry: cx.retry,
+            tx,
+        };
+        let leading = {
+            let mut open = lock(&self.batch.open);
+            match open.as_ref() {
+                Some(cell) => {
+                    let mut waiters = lock(&cell.waiters);
+                    waiters.push(waiter);
+                    if waiters.len() >= BULK_MAX {
+                        cell.full.notify_one();
+                        drop(waiters);
+                        *open = None;
+                    }
+                    None
+                }
+                None => {
+                    let cell = Arc::new(Cell::default());
+                    lock(&cell.waiters).push(waiter);
+                    *open = Some(cell.clone());
+                    Some(Leading {
+                        batch: &self.batch,
+                        cell,
+                    })
+                }
+            }
+        };
+        if let Some(leading) = leading {
+            tokio::select! {
+                () = tokio::time::sleep(BULK_WINDOW) => {}
+                () = leading.cell.full.notified() => {}
+            }
+            let waiters = leading.seal();
+            self.send_bulk(waiters).await;
+        }
+        let delivery = match rx.await {
+            Ok(d) => d,
+            // The batch's sender went away before answering: reset alone.
+            Err(_) => return self.reset(cx, subject).await,
+        };
+        for a in delivery.attempts {
+            cx.record(a);
+        }
+        match delivery.result {
+            Batched::Enqueued => Ok(Outcome::Revoked),
+            Batched::Single => self.reset(cx, subject).await,
+            Batched::Settled(o) => Ok(o),
+            Batched::Failed(f) => Err(f),
+        }
+    }
+
+    /// Send one `resetBulk` for `waiters` (at most [`BULK_MAX`]) and hand
+    /// each its result.
+    async fn send_bulk(&self, waiters: Vec<Waiter>) {
+        let Some(first) = waiters.first() else {
+            return;
+        };
+        let deadline = waiters
+            .iter()
+            .map(|w| w.deadline)
+            .min()
+            .unwrap_or(first.deadline);
+        let bcx = CallContext::new(deadline, first.retry);
+        let url = format!("{}/admin.users.session.resetBulk", self.base);
+        let body = json!({
+            "user_ids": waiters.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+            "mobile_only": self.mobile_only,
+            "web_only": self.web_only,
+        });
+        let expect = [
+            Expect::Code("failed_for_some_users"),
+            Expect::Code("cannot_reset_primary_owner"),
+            Expect::Code("cannot_reset_bot"),
+            Expect::Code("user_not_found"),
+            Expect::Code("feature_not_enabled"),
+        ];
+        let answer = self
+            .api
+            .call_in(
+                &self.api.auth,
+                &bcx,
+                Step::Revoke,
+                BULK_BUCKET,
+                &expect,
+                |c| c.post(&url).json(&body),
+            )
+            .await;
+        let attempts = bcx.attempts();
+        // Which ids Slack named as failed; all of them when it named none it was sent.
+        let named: Option<HashSet<String>> = match &answer {
+            Ok(resp) if resp.code() == Some("failed_for_some_users") => {
+                let text = String::from_utf8_lossy(&resp.body);
+                let words: HashSet<String> = text
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                let named: HashSet<String> = waiters
+                    .iter()
+                    .filter(|w| words.contains(&w.id))
+                    .map(|w| w.id.clone())
+                    .collect();
+                Some(if named.is_empty() {
+                    waiters.iter().map(|w| w.id.clone()).collect()
+                } else {
+                    named
+                })
+            }
+            _ => None,
+        };
+        for w in waiters {
+            let result = match &answer {
+                Ok(resp) => match resp.code() {
+                    None => Batched::Enqueued,
+                    Some("failed_for_some_users") => {
+                        if named.as_ref().is_some_and(|n| n.contains(&w.id)) {
+                            Batched::Single
+                        } else {
+                            Batched::Enqueued
+                        }
+                    }
+                    Some("feature_not_enabled") => Batched::Settled(Outcome::NotEntitled {
+                        message: "Slack session reset needs Enterprise Grid".into(),
+                    }),
+                    // The whole call refused over one id: find out one by one.
+                    Some(_) => Batched::Single,
+                },
+                Err(f) => Batched::Failed(f.clone()),
+            };
+            let mut mine = attempts.clone();
+            if matches!(result, Batched::Enqueued) {
+                if let Some(last) = mine.last_mut().filter(|a| a.provider_code.is_none()) {
+                    last.provider_code = Some(ENQUEUED.into());
+                }
+            }
+            // The person may have stopped waiting (its job was cancelled).
+            let _ = w.tx.send(Delivery {
+                result,
+                attempts: mine,
+            });
+        }
+    }
+
+    async fn test_token(&self, cx: &CallContext) -> TestReport {
         let url = format!("{}/auth.test", self.base);
         let resp = match self.api.call(cx, Step::Test, &[], |c| c.get(&url)).await {
             Ok(r) => r,

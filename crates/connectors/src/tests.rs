@@ -745,6 +745,193 @@ async fn slack_without_enterprise_grid_is_not_entitled() {
     );
 }
 
+/// Look everyone up, then revoke them all at once inside a bulk job (so
+/// Slack's revocations are batched into `resetBulk`).
+async fn revoke_in_bulk(c: &Arc<dyn Connector>, users: &[String]) -> Vec<(Outcome, Vec<Attempt>)> {
+    let mut subjects = Vec::new();
+    for u in users {
+        match c.lookup(&cx(), &Username::parse(u).unwrap()).await.unwrap() {
+            Lookup::Found(s) => subjects.push(s),
+            Lookup::Settled(o) => panic!("{u}: {o:?}"),
+        }
+    }
+    // Spawned in order on the test's single thread: the first is the batch's leader.
+    let tasks: Vec<_> = subjects
+        .into_iter()
+        .map(|s| {
+            let c = c.clone();
+            tokio::spawn(sever_core::bulk::BULK_CONTEXT.scope((), async move {
+                let cx = cx();
+                let o = c.revoke(&cx, &s).await.unwrap_or_else(Outcome::Failed);
+                (o, of_step(&cx, Step::Revoke))
+            }))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn env_generated(n: usize) -> Env {
+    let sims = Sims::start(
+        Directory::generated(n, "example.com"),
+        SimOptions::default(),
+    )
+    .await
+    .unwrap();
+    Env {
+        sim: sims.handle(),
+        sims,
+        http: HttpClient::new().unwrap(),
+        cache: Arc::new(MemoryTokenCache::new()),
+    }
+}
+
+const U1: &str = "user00001@example.com";
+const U2: &str = "user00002@example.com";
+
+fn bulk_calls(sim: &SimHandle) -> Vec<sever_sim::CallRecord> {
+    sim.calls_to(Provider::Slack)
+        .into_iter()
+        .filter(|c| c.path == "/api/admin.users.session.resetBulk")
+        .collect()
+}
+
+#[tokio::test]
+async fn slack_in_bulk_resets_concurrent_people_in_one_reset_bulk_and_records_each() {
+    let env = env_generated(3).await;
+    let mut v = config(&env, Provider::Slack);
+    v["web_only"] = json!(true);
+    let c = connector(&env, v);
+    let users = [U1.to_string(), U2.to_string()];
+    let results = revoke_in_bulk(&c, &users).await;
+    let calls = bulk_calls(&env.sim);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let body: Value = serde_json::from_str(&calls[0].body).unwrap();
+    assert_eq!(body["user_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(body["web_only"], true);
+    assert_eq!(body["mobile_only"], false);
+    assert!(calls[0]
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/json"));
+    assert!(env
+        .sim
+        .calls_to(Provider::Slack)
+        .iter()
+        .all(|c| c.path != "/api/admin.users.session.reset"));
+    for (o, attempts) in results {
+        assert_eq!(o, Outcome::Revoked);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].http_status, Some(200));
+        assert_eq!(
+            attempts[0].provider_code.as_deref(),
+            Some("resetBulk_enqueued")
+        );
+    }
+    let mut revoked = env.sim.revoked(Provider::Slack);
+    revoked.sort();
+    assert_eq!(revoked, [U1, U2]);
+    // Outside a bulk job a revocation is urgent and alone.
+    assert_eq!(run(c.as_ref(), &cx(), U1).await, Outcome::Revoked);
+    assert_eq!(bulk_calls(&env.sim).len(), 1);
+}
+
+#[tokio::test]
+async fn slack_in_bulk_splits_more_than_a_thousand_people_into_calls_of_at_most_a_thousand() {
+    let env = env_generated(1005).await;
+    let c = connector(&env, config(&env, Provider::Slack));
+    let users: Vec<String> = (1..=1005)
+        .map(|i| format!("user{i:05}@example.com"))
+        .collect();
+    let results = revoke_in_bulk(&c, &users).await;
+    let mut sizes: Vec<usize> = bulk_calls(&env.sim)
+        .iter()
+        .map(|c| {
+            let body: Value = serde_json::from_str(&c.body).unwrap();
+            body["user_ids"].as_array().unwrap().len()
+        })
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes.iter().sum::<usize>(), 1005, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 1000), "{sizes:?}");
+    assert!(sizes.len() <= 3, "{sizes:?}");
+    assert!(results.iter().all(|(o, _)| *o == Outcome::Revoked));
+    assert_eq!(env.sim.revoked(Provider::Slack).len(), 1005);
+}
+
+#[tokio::test]
+async fn slack_in_bulk_resets_alone_the_people_reset_bulk_names_as_failed() {
+    let env = env().await;
+    let c = connector(&env, config(&env, Provider::Slack));
+    let users = [ALICE.to_string(), "carol@example.com".to_string()];
+    let results = revoke_in_bulk(&c, &users).await;
+    assert_eq!(bulk_calls(&env.sim).len(), 1);
+    let singles: Vec<_> = env
+        .sim
+        .calls_to(Provider::Slack)
+        .into_iter()
+        .filter(|c| c.path == "/api/admin.users.session.reset")
+        .collect();
+    assert_eq!(singles.len(), 1, "only carol is reset alone");
+    let (alice, carol) = (&results[0], &results[1]);
+    assert_eq!(alice.0, Outcome::Revoked);
+    assert_eq!(alice.1.len(), 1);
+    assert_eq!(
+        alice.1[0].provider_code.as_deref(),
+        Some("failed_for_some_users")
+    );
+    assert!(
+        matches!(carol.0, Outcome::Protected { .. }),
+        "{:?}",
+        carol.0
+    );
+    let codes: Vec<_> = carol.1.iter().map(|a| a.provider_code.clone()).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("failed_for_some_users".to_string()),
+            Some("cannot_reset_primary_owner".to_string())
+        ]
+    );
+    assert_eq!((carol.1[0].number, carol.1[1].number), (1, 2));
+}
+
+#[tokio::test]
+async fn slack_in_bulk_waits_out_a_429_on_reset_bulk_for_everyone_in_it() {
+    let env = env_generated(3).await;
+    let fault = FaultKind::RateLimited {
+        retry_after_secs: 1,
+        http_date: false,
+    };
+    env.sim.set_fault(
+        Provider::Slack,
+        U1,
+        Fault::first(fault, sever_sim::Step::Revoke, 1),
+    );
+    let c = connector(&env, config(&env, Provider::Slack));
+    let users = [U1.to_string(), U2.to_string()];
+    let results = revoke_in_bulk(&c, &users).await;
+    let calls = bulk_calls(&env.sim);
+    assert_eq!(
+        calls.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [429, 200]
+    );
+    let waited = calls[1].started - calls[0].started;
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    for (o, attempts) in results {
+        assert_eq!(o, Outcome::Revoked);
+        assert_eq!(
+            attempts.iter().map(|a| a.http_status).collect::<Vec<_>>(),
+            [Some(429), Some(200)]
+        );
+        assert_eq!(attempts[0].error_class, Some(ErrorClass::RateLimited));
+    }
+}
+
 // ---- Miro ----
 
 #[tokio::test]

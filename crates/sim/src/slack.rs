@@ -183,32 +183,79 @@ fn session_reset(cx: &Cx, args: &[(String, String)]) -> Reply {
     }
 }
 
+/// `user_ids` as Slack takes it: a JSON array in a JSON body (joined with commas by [`args`]),
+/// or in a form either comma-separated or a JSON array as a string.
+fn user_ids(raw: &str) -> Result<Vec<String>, Reply> {
+    let raw = raw.trim();
+    let ids: Vec<String> = if raw.starts_with('[') {
+        match serde_json::from_str::<Vec<String>>(raw) {
+            Ok(v) => v,
+            Err(_) => return Err(invalid_arguments("invalid array for field: user_ids")),
+        }
+    } else {
+        raw.split(',').map(str::to_string).collect()
+    };
+    Ok(ids
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// `admin.users.session.resetBulk`: asynchronous at Slack, so `ok:true` only says the job was
+/// enqueued (the simulator marks the users revoked at once). When some ids cannot be reset
+/// (primary owner, bot, no such user) the others are still reset and the answer is
+/// `failed_for_some_users`, naming each failed id with its reason in
+/// `response_metadata.messages` (Slack says "details in extended comments").
 fn session_reset_bulk(cx: &Cx, args: &[(String, String)]) -> Reply {
     if !cx.shared.opts.slack_grid {
         return fail("feature_not_enabled");
     }
-    let ids: Vec<&str> = param(args, "user_ids")
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if ids.is_empty() || ids.len() > 1000 {
-        return invalid_arguments("user_ids must hold 1 to 1000 user ids");
+    let Some(raw) = param(args, "user_ids") else {
+        return invalid_arguments("missing required field: user_ids");
+    };
+    let ids = match user_ids(raw) {
+        Ok(ids) => ids,
+        Err(r) => return r,
+    };
+    if ids.is_empty() {
+        return invalid_arguments("missing required field: user_ids");
+    }
+    if ids.len() > 1000 {
+        return invalid_arguments(&format!(
+            "too many items in field: user_ids ({} given, at most 1000)",
+            ids.len()
+        ));
     }
     if let Err(r) = flag(args, "mobile_only").and(flag(args, "web_only")) {
         return r;
     }
-    // Asynchronous on Slack's side: the job is accepted; users it cannot reset are skipped.
-    for id in ids {
-        if let Some(i) = by_id(cx, id) {
-            let p = &cx.shared.index.people[i];
-            if !p.slack_primary_owner && !p.slack_bot {
-                cx.shared.mark_revoked(Provider::Slack, i);
+    let mut failed = Vec::new();
+    for id in &ids {
+        match by_id(cx, id) {
+            None => failed.push(format!("[ERROR] {id}: user_not_found")),
+            Some(i) => {
+                let p = &cx.shared.index.people[i];
+                if p.slack_primary_owner {
+                    failed.push(format!("[ERROR] {id}: cannot_reset_primary_owner"));
+                } else if p.slack_bot {
+                    failed.push(format!("[ERROR] {id}: cannot_reset_bot"));
+                } else {
+                    cx.shared.mark_revoked(Provider::Slack, i);
+                }
             }
         }
     }
-    ok(json!({}))
+    if failed.is_empty() {
+        ok(json!({}))
+    } else {
+        let body = json!({
+            "ok": false,
+            "error": "failed_for_some_users",
+            "response_metadata": {"messages": failed},
+        });
+        Reply::json(200, JSON, &body)
+    }
 }
 
 fn users_list(cx: &Cx, args: &[(String, String)]) -> Reply {

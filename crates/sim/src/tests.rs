@@ -1145,7 +1145,144 @@ async fn generated_directory_pages_through_every_list_api() {
         .send()
         .await
         .expect("call");
-    assert_eq!(json(bulk).await["ok"], true);
+    let body = json(bulk).await;
+    assert_eq!(body["error"], "failed_for_some_users");
+    assert_eq!(
+        body["response_metadata"]["messages"][1],
+        "[ERROR] W0NOTREAL2: user_not_found"
+    );
+}
+
+async fn slack_id(sims: &Sims, email: &str) -> String {
+    let body = json(
+        client()
+            .get(format!(
+                "{}?email={email}",
+                slack(sims, "users.lookupByEmail")
+            ))
+            .bearer_auth(demo::SLACK_USER_TOKEN)
+            .send()
+            .await
+            .expect("call"),
+    )
+    .await;
+    body["user"]["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn slack_reset_bulk_takes_a_form_or_json_enqueues_and_names_the_users_it_cannot_reset() {
+    let sims = Sims::start(
+        Directory::generated(2, "example.com"),
+        SimOptions::default(),
+    )
+    .await
+    .expect("sims start");
+    let h = sims.handle();
+    let alice = slack_id(&sims, "user00001@example.com").await;
+    let bob = slack_id(&sims, "user00002@example.com").await;
+    let url = slack(&sims, "admin.users.session.resetBulk");
+    // A form with a comma-separated list.
+    let r = client()
+        .post(&url)
+        .bearer_auth(demo::SLACK_USER_TOKEN)
+        .form(&[
+            ("user_ids", format!("{alice},{bob}").as_str()),
+            ("mobile_only", "true"),
+        ])
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(json(r).await, json!({"ok": true}));
+    let mut revoked = h.revoked(Provider::Slack);
+    revoked.sort();
+    assert_eq!(revoked, ["user00001@example.com", "user00002@example.com"]);
+    // A form with a JSON array as a string.
+    let r = client()
+        .post(&url)
+        .bearer_auth(demo::SLACK_USER_TOKEN)
+        .form(&[("user_ids", format!("[\"{alice}\"]").as_str())])
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(json(r).await["ok"], true);
+    assert_eq!(h.revoked(Provider::Slack).len(), 3);
+    // More than 1,000 ids, or none, is refused before anything is reset.
+    let many: Vec<String> = (0..1001).map(|_| alice.clone()).collect();
+    let r = client()
+        .post(&url)
+        .bearer_auth(demo::SLACK_USER_TOKEN)
+        .json(&json!({"user_ids": many}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(json(r).await["error"], "invalid_arguments");
+    let r = client()
+        .post(&url)
+        .bearer_auth(demo::SLACK_USER_TOKEN)
+        .json(&json!({"user_ids": []}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(json(r).await["error"], "invalid_arguments");
+    assert_eq!(h.revoked(Provider::Slack).len(), 3);
+    // Without the token, nothing.
+    let r = client()
+        .post(&url)
+        .json(&json!({"user_ids": [bob]}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(json(r).await["error"], "not_authed");
+    let calls = h.calls_to(Provider::Slack);
+    let last = calls.last().expect("a call");
+    assert_eq!(last.step, Step::Revoke);
+    assert!(last.path.ends_with("/admin.users.session.resetBulk"));
+}
+
+#[tokio::test]
+async fn slack_reset_bulk_has_its_own_rate_limit_answered_with_retry_after() {
+    let mut limits = std::collections::HashMap::new();
+    limits.insert(
+        Provider::Slack,
+        RateLimit {
+            max: 1,
+            per: Duration::from_secs(30),
+        },
+    );
+    let sims = start_with(SimOptions {
+        rate_limits: limits,
+        ..SimOptions::default()
+    })
+    .await;
+    let url = slack(&sims, "admin.users.session.resetBulk");
+    let send = || {
+        client()
+            .post(&url)
+            .bearer_auth(demo::SLACK_USER_TOKEN)
+            .json(&json!({"user_ids": ["W0NOTREAL"]}))
+            .send()
+    };
+    assert_eq!(send().await.expect("call").status(), 200);
+    let r = send().await.expect("call");
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=30).contains(&wait), "{wait}");
+    assert_eq!(json(r).await, json!({"ok": false, "error": "ratelimited"}));
+    // Another method has its own window.
+    let r = client()
+        .get(format!(
+            "{}?email=alice@example.com",
+            slack(&sims, "users.lookupByEmail")
+        ))
+        .bearer_auth(demo::SLACK_USER_TOKEN)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]

@@ -39,12 +39,112 @@ fn people_csv(n: usize) -> String {
     s
 }
 
-fn revokes(h: &Harness, p: Provider) -> usize {
+/// Slack `admin.users.session.resetBulk` calls and the user ids each carried.
+fn reset_bulk_calls(h: &Harness) -> Vec<Vec<String>> {
     h.sim()
+        .calls_to(Provider::Slack)
+        .iter()
+        .filter(|c| c.path.ends_with("/admin.users.session.resetBulk") && c.status == 200)
+        .map(|c| {
+            let body: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+            body["user_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// People whose revocation a provider answered with success (a Slack
+/// `resetBulk` counts each user id it carried).
+fn revokes(h: &Harness, p: Provider) -> usize {
+    let single = h
+        .sim()
         .calls_to(p)
         .iter()
         .filter(|c| c.step == Step::Revoke && (200..300).contains(&c.status))
-        .count()
+        .filter(|c| !c.path.ends_with("/admin.users.session.resetBulk"))
+        .count();
+    let batched = if p == Provider::Slack {
+        reset_bulk_calls(h).iter().map(Vec::len).sum()
+    } else {
+        0
+    };
+    single + batched
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_is_revoked_with_few_reset_bulk_calls_and_each_person_keeps_its_own_record() {
+    let n = 120;
+    let h = harness(n, Duration::from_millis(20)).await;
+    let csv = write_csv(&h, "users.csv", &people_csv(n));
+    let export = h.dir.path().join("results.csv");
+    let run = h
+        .sever(&[
+            "bulk",
+            "revoke",
+            "--csv",
+            &csv,
+            "--reason",
+            "token theft",
+            "--targets",
+            "slack_enterprise",
+            "--export",
+            export.to_str().unwrap(),
+            "--yes",
+        ])
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&format!("{n} completed, 0 failed")),
+        "{}",
+        run.stderr()
+    );
+    // Far fewer Slack revoke calls than people, none of them one by one.
+    let batches = reset_bulk_calls(&h);
+    assert!(
+        batches.len() * 5 <= n,
+        "{} resetBulk calls for {n} people",
+        batches.len()
+    );
+    let singles = h
+        .sim()
+        .calls_to(Provider::Slack)
+        .iter()
+        .filter(|c| c.path.ends_with("/admin.users.session.reset"))
+        .count();
+    assert_eq!(singles, 0);
+    let mut ids: Vec<String> = batches.concat();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "each person in exactly one batch");
+    assert_eq!(revoked(&h, Provider::Slack), emails(n, |_| true));
+    // Every person's own record: outcome revoked, one attempt noting the enqueued resetBulk.
+    let db = h.db_path();
+    assert_eq!(
+        count_rows(
+            &db,
+            "SELECT COUNT(*) FROM revocation_results WHERE instance = 'slack_enterprise' \
+             AND outcome = 'revoked' AND subject_id IS NOT NULL"
+        )
+        .await,
+        n as i64
+    );
+    assert_eq!(
+        count_rows(
+            &db,
+            "SELECT COUNT(*) FROM revocation_attempts WHERE instance = 'slack_enterprise' \
+             AND step = 'revoke' AND http_status = 200 AND provider_code = 'resetBulk_enqueued'"
+        )
+        .await,
+        n as i64
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), n, "{text}");
+    assert!(rows.iter().all(|r| r.ends_with(",revoked")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
