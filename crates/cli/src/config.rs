@@ -538,6 +538,15 @@ fn apply_section_env(
 /// sets `api_token` on the connector named `okta` (name upper-cased, `-` as `_`).
 /// A `_FILE` suffix on a top-level or connector setting reads the value from that file.
 fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    const READ_ELSEWHERE: [&str; 7] = [
+        "log",
+        "api_key",
+        "bulk_concurrency",
+        "bulk_approval_threshold",
+        "bulk_protected",
+        "shared_dir",
+        "prism",
+    ];
     const TOP: [&str; 11] = [
         "data_dir",
         "database_url",
@@ -598,8 +607,12 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
             continue;
         }
         let key = rest.to_ascii_lowercase();
-        // SEVER_LOG is the log filter; SEVER_API_KEY is read by `sever mcp`.
-        if key == "log" || key == "api_key" {
+        // Read elsewhere: the log filter, `sever mcp`'s key, `sever bulk`'s
+        // options, and the test and benchmark tooling's own variables.
+        if READ_ELSEWHERE.contains(&key.as_str())
+            || key.starts_with("test_")
+            || key.starts_with("bench_")
+        {
             continue;
         }
         // `policy_file` is a setting of its own (a path), not `policy` read from a file.
@@ -732,6 +745,14 @@ mod tests {
         assert!(e.to_string().starts_with("/etc/sever/sever.toml"), "{e}");
         let e = load("", &[("SEVER_DATABSE_URL", "x")]).unwrap_err();
         assert!(e.to_string().contains("SEVER_DATABSE_URL"), "{e}");
+        // Variables other parts of Sever (and its tooling) read are no typo.
+        for var in [
+            "SEVER_BULK_CONCURRENCY",
+            "SEVER_TEST_DATABASE_URL",
+            "SEVER_SHARED_DIR",
+        ] {
+            assert!(load("", &[(var, "1")]).is_ok(), "{var}");
+        }
     }
 
     #[test]
