@@ -685,12 +685,14 @@ pub async fn authorize_people(
     let own = caller.own_accounts();
     let mut protected = std::collections::HashSet::new();
     let mut revoked = Vec::with_capacity(people.len());
+    // Distinct by a 64-bit digest of the lower-cased name, not the name: a
+    // million-person job must not hold every name twice.
     let mut seen = std::collections::HashSet::new();
     for u in people {
         let lower = u.as_str().to_lowercase();
         if policy.protects(&own, &lower) {
             protected.insert(lower);
-        } else if seen.insert(lower) {
+        } else if seen.insert(name_digest(&lower)) {
             revoked.push(u);
         }
     }
@@ -734,6 +736,13 @@ pub async fn authorize_people(
     })
 }
 
+/// A 64-bit digest of a lower-cased name, to tell people apart without
+/// keeping their names.
+fn name_digest(lower: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(lower)
+}
+
 /// [`authorize_people`] for a stored job (its `pending` items), then, unless
 /// refused, mark the protected people's items `skipped`. The job's state is
 /// the caller's to set from the decision.
@@ -748,22 +757,36 @@ pub async fn authorize_job(
     approval_threshold: u64,
     now: DateTime<Utc>,
 ) -> Result<BulkAuthorization, BulkError> {
+    // Each pending person once (the names only, not their items): the
+    // items of a million-person job are read page by page, and only the
+    // line numbers of the protected ones are kept to skip them later.
+    let (policy, _) = resolver.for_tenant(policy_store, caller.tenant_id).await?;
+    let own = caller.own_accounts();
     let mut people = Vec::new();
-    let mut pending = Vec::new();
+    let mut pending_protected = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut after = None;
     loop {
         let page = store.bulk_items(job.id, after, 5000).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.seq);
         for item in page {
-            if item.state == ItemState::Pending {
+            if item.state != ItemState::Pending {
+                continue;
+            }
+            let lower = item.username.to_lowercase();
+            if policy.protects(&own, &lower) {
+                pending_protected.push((item.seq, lower.clone()));
+            }
+            if seen.insert(name_digest(&lower)) {
                 if let Ok(u) = Username::parse(&item.username) {
                     people.push(u);
-                    pending.push((item.seq, item.username.to_lowercase()));
                 }
             }
         }
     }
+    drop(seen);
+    drop(policy);
     let decided = authorize_people(
         resolver,
         policy_store,
@@ -780,7 +803,7 @@ pub async fn authorize_job(
         decided.auth.decision(),
         crate::policy::Decision::Deny { .. }
     ) {
-        for (seq, name) in pending {
+        for (seq, name) in pending_protected {
             if decided.protected.contains(&name) {
                 store.skip_bulk_item(job.id, seq, PROTECTED_NOTE).await?;
             }
