@@ -220,10 +220,7 @@ impl Directory for Google {
     fn supports(&self, selection: &Selection) -> Result<(), String> {
         match selection {
             Selection::All | Selection::Group(_) => Ok(()),
-            Selection::Risky(_) => Err(format!(
-                "--risky works only with an Entra connector: Google Workspace ({}) has no user risk level Sever can read",
-                self.name
-            )),
+            other => Err(other.unsupported("Google Workspace", self.name.as_str())),
         }
     }
 

@@ -210,14 +210,7 @@ impl Directory for Miro {
     fn supports(&self, selection: &Selection) -> Result<(), String> {
         match selection {
             Selection::All => Ok(()),
-            Selection::Risky(_) => Err(format!(
-                "--risky works only with an Entra connector: Miro ({}) has no user risk level Sever can read",
-                self.name
-            )),
-            Selection::Group(_) => Err(format!(
-                "--group: Miro ({}) has no groups Sever can read",
-                self.name
-            )),
+            other => Err(other.unsupported("Miro", self.name.as_str())),
         }
     }
 

@@ -181,10 +181,7 @@ impl Directory for Okta {
     fn supports(&self, selection: &Selection) -> Result<(), String> {
         match selection {
             Selection::All | Selection::Group(_) => Ok(()),
-            Selection::Risky(_) => Err(format!(
-                "--risky works only with an Entra connector: Okta ({}) has no user risk level Sever can read",
-                self.name
-            )),
+            other => Err(other.unsupported("Okta", self.name.as_str())),
         }
     }
 

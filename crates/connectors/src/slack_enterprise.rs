@@ -557,14 +557,7 @@ impl Directory for Slack {
     fn supports(&self, selection: &Selection) -> Result<(), String> {
         match selection {
             Selection::All => Ok(()),
-            Selection::Risky(_) => Err(format!(
-                "--risky works only with an Entra connector: Slack ({}) has no user risk level Sever can read",
-                self.name
-            )),
-            Selection::Group(_) => Err(format!(
-                "--group: Slack ({}) has no groups Sever can read",
-                self.name
-            )),
+            other => Err(other.unsupported("Slack", self.name.as_str())),
         }
     }
 

@@ -363,6 +363,20 @@ pub enum Selection {
 }
 
 impl Selection {
+    /// Why `provider` (connector `instance`) cannot list this selection:
+    /// the sentence [`Directory::supports`] answers for what it lacks.
+    pub fn unsupported(&self, provider: &str, instance: &str) -> String {
+        match self {
+            Selection::Risky(_) => format!(
+                "--risky works only with an Entra connector: {provider} ({instance}) has no user risk level Sever can read"
+            ),
+            Selection::Group(_) => {
+                format!("--group: {provider} ({instance}) has no groups Sever can read")
+            }
+            Selection::All => format!("--all: {provider} ({instance}) cannot list its people"),
+        }
+    }
+
     /// `all`, `risky:high` or `group:KEY`: how a job's source names it
     /// (after the connector instance: `okta:all`).
     pub fn label(&self) -> String {
