@@ -55,6 +55,7 @@ macro_rules! __sever_store_behaviours {
         $crate::__sever_store_expand! { $mode [$($args)*]
             a_request_round_trips_with_every_outcome_kind,
             a_duplicate_insert_conflicts_and_writes_nothing,
+            concurrent_writes_each_get_their_own_answer,
             claiming_marks_a_request_running_and_sets_started_at_once,
             a_second_claimer_loses_while_the_lease_is_live,
             an_expired_lease_can_be_taken_over,
@@ -598,6 +599,76 @@ pub async fn a_duplicate_insert_conflicts_and_writes_nothing(store: &dyn Databas
         ..Default::default()
     };
     assert_eq!(list(store, all).await, vec![first.id]);
+}
+
+/// Many revocations written at once (a SOAR's burst): each caller gets the
+/// answer its own write deserves, whatever the store does to make them
+/// together. The one duplicate conflicts and changes nothing; every other
+/// request, its claim, outcomes and finish land; the audit chain stays whole.
+pub async fn concurrent_writes_each_get_their_own_answer(store: &dyn Database) {
+    let t = tenant();
+    let reqs: Vec<NewRequest> = (0..40)
+        .map(|i| request(t, &unique_user(&format!("burst{i}")), TWO))
+        .collect();
+    let mut dup = request(t, "mallory@example.com", TWO);
+    dup.id = reqs[10].id;
+    let inserts = reqs
+        .iter()
+        .chain(std::iter::once(&dup))
+        .map(|r| async move { store.insert_request(r, &request_audit(r)).await });
+    let answers = futures::future::join_all(inserts).await;
+    for (i, a) in answers.iter().enumerate() {
+        match (i, a) {
+            (40, Err(StoreError::Conflict(_))) => {}
+            (40, other) => panic!("the duplicate: expected a conflict, got {other:?}"),
+            (_, Ok(())) => {}
+            (i, Err(e)) => panic!("request {i}: {e}"),
+        }
+    }
+    let owner = lease("replica-a", at(60));
+    let claims = reqs
+        .iter()
+        .map(|r| store.claim_request(r.id, &owner, at(1), None));
+    assert!(futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .all(|c| c.unwrap()));
+    let records = reqs.iter().map(|r| async move {
+        let results: Vec<ConnectorResult> = ["okta", "entra"]
+            .iter()
+            .map(|n| ConnectorResult {
+                instance: name(n),
+                provider: ConnectorKey::Okta,
+                outcome: Some(Outcome::Revoked),
+                subject_id: Some(format!("{n}-subject")),
+                finished_at: Some(at(2)),
+                attempts: Vec::new(),
+            })
+            .collect();
+        let written = store.record_results(r.id, &results).await?;
+        store
+            .finish_request(r.id, RequestStatus::Completed, at(3))
+            .await?;
+        Ok::<_, StoreError>(written)
+    });
+    for written in futures::future::join_all(records).await {
+        assert_eq!(written.unwrap(), vec![true, true]);
+    }
+    for r in &reqs {
+        let got = get(store, r.id).await;
+        assert_eq!(got.username, r.username, "{}", r.id);
+        assert_eq!(got.status, RequestStatus::Completed);
+        assert!(got
+            .results
+            .iter()
+            .all(|x| x.outcome == Some(Outcome::Revoked)));
+    }
+    let audit = audit_of(store, t).await;
+    assert_eq!(audit.len(), 40, "one audit record per request written");
+    assert!(!audit
+        .iter()
+        .any(|a| a.event.target.as_deref() == Some("mallory@example.com")));
+    assert!(matches!(crate::verify_audit(store).await, Ok(Ok(_))));
 }
 
 pub async fn claiming_marks_a_request_running_and_sets_started_at_once(store: &dyn Database) {

@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod sealer;
 mod sql;
 pub mod sqlite;
+mod sqlite_writer;
 pub mod token_cache;
 
 #[cfg(any(test, feature = "conformance"))]

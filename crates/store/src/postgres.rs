@@ -17,7 +17,9 @@ use sqlx::{ConnectOptions, Connection, Executor};
 
 use crate::dsn::redact;
 use crate::sql::admin::LOCK_AUDIT_POSTGRES;
-use crate::sql::{impl_sql_store, map_error, map_migrate_error, CLAIM_NEXT_POSTGRES};
+use crate::sql::{
+    impl_sql_store, impl_sqlx_request_writes, map_error, map_migrate_error, CLAIM_NEXT_POSTGRES,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -117,15 +119,6 @@ impl PgStore {
             .map_err(|e| map_error(&self.target, e))
     }
 
-    /// Run a request-path write (PostgreSQL takes several at once, so it
-    /// runs where it is called).
-    async fn exclusive<T>(
-        &self,
-        write: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        write.await
-    }
-
     /// Where the request path's writes go: the pool (PostgreSQL locks rows,
     /// not the database).
     fn writer(&self) -> &PgPool {
@@ -142,6 +135,7 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, sqlx::Postgres);
+impl_sqlx_request_writes!(PgStore, sqlx::Postgres);
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

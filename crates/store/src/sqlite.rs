@@ -9,16 +9,19 @@
 //! record of who was revoked.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
-use sever_core::StoreError;
+use chrono::{DateTime, Utc};
+use sever_core::admin::AuditEvent;
+use sever_core::{ConnectorResult, Lease, NewRequest, RequestId, RequestStatus, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::sql::{impl_sql_store, map_error, map_migrate_error, CLAIM_NEXT_SQLITE};
+use crate::sql::{impl_sql_store, map_error, map_migrate_error};
+use crate::sqlite_writer::Writer;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -46,47 +49,28 @@ impl SqliteSync {
     }
 }
 
-/// The runtime of the thread that runs request-path writes
-/// ([`SqliteStore::exclusive`]): one per process, started on first use;
-/// `None` if the thread could not be started (the writes then run where
-/// they are called).
-fn writer_thread() -> Option<&'static tokio::runtime::Handle> {
-    static WRITER: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
-    WRITER
-        .get_or_init(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let handle = rt.handle().clone();
-            std::thread::Builder::new()
-                .name("sever-sqlite-writer".into())
-                .spawn(move || rt.block_on(std::future::pending::<()>()))
-                .ok()?;
-            Some(handle)
-        })
-        .as_ref()
-}
-
 /// Copy the WAL into the database file every second without waiting for
-/// anyone (`PASSIVE`), until the store is dropped or closed. SQLite's
-/// automatic checkpoint would do it inside a writer's commit instead.
-async fn checkpoint_beside_writes(pool: SqlitePool, open: std::sync::Weak<()>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if open.upgrade().is_none() || pool.is_closed() {
-            return;
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(error = %e, "WAL checkpoint failed; retrying in a second");
-        }
-    }
+/// anyone (`PASSIVE`), on a thread and connection of its own, until every
+/// clone of the store is gone (`open` disconnects). The writer never
+/// checkpoints inside a commit, where it would stall every write behind it
+/// while the database file is synced.
+fn checkpoint_beside_writes(path: &Path, target: &str) -> Result<mpsc::Sender<()>, StoreError> {
+    let conn = rusqlite::Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("{target}: {e}")))?;
+    let (open, closed) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sever-sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                closed.recv_timeout(Duration::from_secs(1))
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "WAL checkpoint failed; retrying in a second");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("{target}: cannot start checkpoints: {e}")))?;
+    Ok(open)
 }
 
 /// A [`sever_core::Store`] in one SQLite file.
@@ -94,13 +78,15 @@ async fn checkpoint_beside_writes(pool: SqlitePool, open: std::sync::Weak<()>) {
 pub struct SqliteStore {
     /// Reads, and writes other than the request path's and `begin_write`'s.
     pub(crate) pool: SqlitePool,
-    /// One connection that makes the writes of [`Self::begin_write`] and
-    /// of the request path: SQLite takes one writer at a time, and waiting
-    /// in line here is a queue, where two connections racing for the write
-    /// lock would sleep in SQLite's busy handler (1, 2, 5, 10 … ms).
+    /// One connection that makes the writes of [`Self::begin_write`]
+    /// (administration): waiting in line for it is a queue, where
+    /// connections racing for the write lock would sleep in SQLite's busy
+    /// handler (1, 2, 5, 10 … ms).
     writer: SqlitePool,
+    /// The request path's writes (`crate::sqlite_writer`).
+    writes: Writer,
     /// While a clone of the store lives, its WAL is checkpointed.
-    _open: Arc<()>,
+    _checkpoints: mpsc::Sender<()>,
     /// Names the database in errors: "SQLite database /path/to/file".
     target: String,
     path: PathBuf,
@@ -147,28 +133,25 @@ impl SqliteStore {
             .await
             .map_err(|e| map_migrate_error(&target, e))?;
         tracing::debug!(path = %path.display(), "opened the SQLite store");
-        // The writer never checkpoints the WAL on commit (a checkpoint
-        // there would stall every write behind it while the database file
-        // is synced); a reader connection does it beside the writes.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.pragma("wal_autocheckpoint", "0"))
+            .connect_with(options)
             .await
             .map_err(|e| map_error(&target, e))?;
-        let open = Arc::new(());
-        if let Some(rt) = writer_thread() {
-            rt.spawn(checkpoint_beside_writes(
-                pool.clone(),
-                Arc::downgrade(&open),
-            ));
-        }
+        let synchronous = match sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        let writes = Writer::start(&path, &target, synchronous)?;
+        let checkpoints = checkpoint_beside_writes(&path, &target)?;
         Ok(Self {
             pool,
             writer,
+            writes,
             target,
             path,
-            _open: open,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -202,46 +185,84 @@ impl SqliteStore {
             .map_err(|e| map_error(&self.target, e))
     }
 
-    /// Run a request-path write (a whole transaction) on the writer thread.
-    ///
-    /// Each statement is a round trip to SQLite's own thread. Polled by
-    /// the server's busy runtime, a transaction would also wait for its
-    /// task's next turn after every statement, holding the only write
-    /// lock meanwhile; under load those waits, not SQLite, would decide
-    /// how many revocations a second the server records. The writer
-    /// thread runs nothing but these writes, so it picks each one up
-    /// again at once. The write runs to its end even if the caller stops
-    /// waiting.
-    async fn exclusive<T: Send + 'static>(
-        &self,
-        write: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let Some(writer) = writer_thread() else {
-            return write.await;
-        };
-        match writer.spawn(write).await {
-            Ok(done) => done,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(StoreError::Other(format!("{}: {e}", self.target))),
-        }
-    }
-
-    /// Where the request path's writes go: the one writer connection.
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
     /// The migrations this version applies, for the readiness check.
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }
 
-    const CLAIM_NEXT: &'static str = CLAIM_NEXT_SQLITE;
     /// `begin_write` already holds the only write lock.
     const LOCK_AUDIT: Option<&'static str> = None;
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);
+
+/// The request path's writes, made by the writer thread.
+impl SqliteStore {
+    async fn insert_request_now(
+        &self,
+        req: &NewRequest,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let (req, audit) = (req.clone(), audit.clone());
+        self.writes
+            .call(move |w| w.insert_request(&req, &audit))
+            .await
+    }
+
+    async fn claim_request_now(
+        &self,
+        id: RequestId,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        steal_from: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (lease, steal_from) = (lease.clone(), steal_from.map(str::to_owned));
+        self.writes
+            .call(move |w| w.claim_request(id, &lease, now, steal_from.as_deref()))
+            .await
+    }
+
+    async fn claim_next_now(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RequestId>, StoreError> {
+        let lease = lease.clone();
+        self.writes.call(move |w| w.claim_next(&lease, now)).await
+    }
+
+    async fn renew_lease_now(&self, id: RequestId, lease: &Lease) -> Result<bool, StoreError> {
+        let lease = lease.clone();
+        self.writes.call(move |w| w.renew_lease(id, &lease)).await
+    }
+
+    async fn release_lease_now(&self, id: RequestId, owner: &str) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.writes.call(move |w| w.release_lease(id, &owner)).await
+    }
+
+    async fn record_results_now(
+        &self,
+        id: RequestId,
+        results: &[ConnectorResult],
+    ) -> Result<Vec<bool>, StoreError> {
+        let results = results.to_vec();
+        self.writes
+            .call(move |w| w.record_results(id, &results))
+            .await
+    }
+
+    async fn finish_request_now(
+        &self,
+        id: RequestId,
+        status: RequestStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writes
+            .call(move |w| w.finish_request(id, status, at))
+            .await
+    }
+}
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,6 +349,73 @@ mod tests {
         store.close().await;
         // Reopening an existing database works and keeps the data's schema.
         SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+    }
+
+    /// Writes queued behind a busy writer share one transaction; when one
+    /// of them fails, the others still land and the failing one alone
+    /// changes nothing.
+    #[tokio::test]
+    async fn a_failing_write_in_a_shared_transaction_costs_the_others_nothing() {
+        use sever_core::{Channel, ConnectorKey, InstanceName, Reason, Username};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let tenant = sever_core::TenantId(uuid::Uuid::new_v4());
+        let new = |user: &str| NewRequest {
+            id: RequestId::new(),
+            tenant_id: tenant,
+            username: Username::parse(user).unwrap(),
+            reason: Reason::parse("test").unwrap(),
+            channel: Channel::Api,
+            requested_by: "key:test".into(),
+            status: RequestStatus::Queued,
+            targets: vec![(InstanceName::parse("okta").unwrap(), ConnectorKey::Okta)],
+            created_at: Utc::now(),
+        };
+        let audit = |r: &NewRequest| AuditEvent {
+            tenant_id: tenant,
+            at: r.created_at,
+            actor: r.requested_by.clone(),
+            role: None,
+            channel: r.channel,
+            source: None,
+            client_ip: None,
+            action: "revoke_sessions".into(),
+            target: Some(r.username.to_string()),
+            reason: None,
+            decision: "allowed".into(),
+            result: Some("queued".into()),
+            request_id: Some(r.id),
+            detail: serde_json::json!({}),
+        };
+        let (a, c) = (new("a@example.com"), new("c@example.com"));
+        let mut dup = new("mallory@example.com");
+        dup.id = a.id;
+        // Keep the writer busy so the three inserts queue up behind it.
+        let busy = store.writes.call(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let (aa, adup, ac) = (audit(&a), audit(&dup), audit(&c));
+        let (busy, ra, rdup, rc) = tokio::join!(
+            busy,
+            store.insert_request_now(&a, &aa),
+            store.insert_request_now(&dup, &adup),
+            store.insert_request_now(&c, &ac),
+        );
+        busy.unwrap();
+        ra.unwrap();
+        assert!(matches!(rdup, Err(StoreError::Conflict(_))), "{rdup:?}");
+        rc.unwrap();
+        use sever_core::Store;
+        assert_eq!(
+            store.get_request(a.id).await.unwrap().unwrap().username,
+            a.username
+        );
+        assert!(store.get_request(c.id).await.unwrap().is_some());
+        let chain = crate::verify_audit(&store).await.unwrap();
+        assert_eq!(chain.unwrap(), 2, "the duplicate left no audit record");
     }
 
     #[tokio::test]

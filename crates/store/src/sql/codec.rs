@@ -41,7 +41,7 @@ impl Ts {
         self.0.trunc_subsecs(6)
     }
 
-    fn sqlite_text(self) -> String {
+    pub(crate) fn sqlite_text(self) -> String {
         self.stored().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
     }
 }

@@ -246,9 +246,9 @@ fn is_corrupt_code(code: &str) -> bool {
 ///   one that writes (see [`admin::impl_sql_admin_store!`]),
 ///
 /// `fn migrator() -> &'static sqlx::migrate::Migrator` (its migrations),
-/// `fn writer(&self) -> &sqlx::Pool<$db>` (where the request path writes),
-/// and associated consts `CLAIM_NEXT: &str` (the backend's
-/// [`CLAIM_NEXT_SQLITE`] or [`CLAIM_NEXT_POSTGRES`]) and `LOCK_AUDIT`.
+/// the request path's writes (`insert_request_now` and the others
+/// [`impl_sqlx_request_writes!`] lists) and the associated const
+/// `LOCK_AUDIT`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         $crate::sql::admin::impl_sql_admin_store!($store, $db);
@@ -257,6 +257,235 @@ macro_rules! impl_sql_store {
         $crate::sql::policy::impl_sql_policy_store!($store, $db);
         $crate::sql::bulk::impl_sql_bulk_store!($store, $db);
 
+        #[async_trait::async_trait]
+        impl sever_core::Store for $store {
+            async fn insert_request(
+                &self,
+                req: &sever_core::NewRequest,
+                audit: &sever_core::admin::AuditEvent,
+            ) -> Result<(), sever_core::StoreError> {
+                self.insert_request_now(req, audit).await
+            }
+
+            async fn get_request(
+                &self,
+                id: sever_core::RequestId,
+            ) -> Result<Option<sever_core::RevocationRequest>, sever_core::StoreError> {
+                use $crate::sql::{codec::*, rows::*, *};
+                let err = |e| map_error(&self.target, e);
+                let mut tx = self.begin_read().await?;
+                let Some(request) = sqlx::query_as::<_, RequestRow>(SELECT_REQUEST)
+                    .bind(DbUuid(id.0))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                else {
+                    return Ok(None);
+                };
+                let results = sqlx::query_as::<_, ResultRow>(SELECT_RESULTS)
+                    .bind(DbUuid(id.0))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let attempts = sqlx::query_as::<_, AttemptRow>(SELECT_ATTEMPTS)
+                    .bind(DbUuid(id.0))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                request.into_request(results, attempts).map(Some)
+            }
+
+            async fn list_requests(
+                &self,
+                query: &sever_core::RequestQuery,
+            ) -> Result<Vec<sever_core::RequestSummary>, sever_core::StoreError> {
+                use $crate::sql::{codec::*, rows::*, *};
+                let mut qb = sqlx::QueryBuilder::new(LIST_SELECT);
+                qb.push_bind(FAILED).push(LIST_FROM);
+                if let Some(tenant) = query.tenant_id {
+                    qb.push(" AND r.tenant_id = ").push_bind(DbUuid(tenant.0));
+                }
+                if let Some(status) = query.status {
+                    qb.push(" AND r.status = ").push_bind(status.as_str());
+                }
+                if let Some(username) = &query.username {
+                    qb.push(" AND lower(r.username) = lower(")
+                        .push_bind(username.trim().to_string())
+                        .push(")");
+                }
+                if let Some(before) = query.before {
+                    qb.push(" AND r.id < ").push_bind(DbUuid(before.0));
+                }
+                qb.push(" ORDER BY r.id DESC LIMIT ")
+                    .push_bind(page_size(query.limit));
+                qb.build_query_as::<SummaryRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?
+                    .into_iter()
+                    .map(sever_core::RequestSummary::try_from)
+                    .collect()
+            }
+
+            async fn claim_request(
+                &self,
+                id: sever_core::RequestId,
+                lease: &sever_core::Lease,
+                now: chrono::DateTime<chrono::Utc>,
+                steal_from: Option<&str>,
+            ) -> Result<bool, sever_core::StoreError> {
+                self.claim_request_now(id, lease, now, steal_from).await
+            }
+
+            async fn claim_next(
+                &self,
+                lease: &sever_core::Lease,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<sever_core::RequestId>, sever_core::StoreError> {
+                self.claim_next_now(lease, now).await
+            }
+
+            async fn renew_lease(
+                &self,
+                id: sever_core::RequestId,
+                lease: &sever_core::Lease,
+            ) -> Result<bool, sever_core::StoreError> {
+                self.renew_lease_now(id, lease).await
+            }
+
+            async fn release_lease(
+                &self,
+                id: sever_core::RequestId,
+                owner: &str,
+            ) -> Result<bool, sever_core::StoreError> {
+                self.release_lease_now(id, owner).await
+            }
+
+            async fn check_ready(&self) -> Result<(), sever_core::StoreError> {
+                use $crate::sql::*;
+                let applied: Vec<i64> = sqlx::query_scalar(APPLIED_MIGRATIONS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                let missing: Vec<i64> = Self::migrator()
+                    .iter()
+                    .filter(|m| !m.migration_type.is_down_migration())
+                    .map(|m| m.version)
+                    .filter(|v| !applied.contains(v))
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(sever_core::StoreError::Other(format!(
+                        "{}: migrations not applied: {missing:?}",
+                        self.target
+                    )))
+                }
+            }
+
+            async fn record_result(
+                &self,
+                id: sever_core::RequestId,
+                result: &sever_core::ConnectorResult,
+            ) -> Result<bool, sever_core::StoreError> {
+                let recorded = self
+                    .record_results(id, std::slice::from_ref(result))
+                    .await?;
+                Ok(recorded.first().copied().unwrap_or(false))
+            }
+
+            async fn record_results(
+                &self,
+                id: sever_core::RequestId,
+                results: &[sever_core::ConnectorResult],
+            ) -> Result<Vec<bool>, sever_core::StoreError> {
+                self.record_results_now(id, results).await
+            }
+
+            async fn finish_request(
+                &self,
+                id: sever_core::RequestId,
+                status: sever_core::RequestStatus,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), sever_core::StoreError> {
+                self.finish_request_now(id, status, at).await
+            }
+
+            async fn unfinished_requests(
+                &self,
+            ) -> Result<Vec<sever_core::UnfinishedRequest>, sever_core::StoreError> {
+                use sever_core::RequestStatus;
+                use $crate::sql::{rows::*, *};
+                sqlx::query_as::<_, UnfinishedRow>(SELECT_UNFINISHED)
+                    .bind(RequestStatus::Queued.as_str())
+                    .bind(RequestStatus::Running.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?
+                    .into_iter()
+                    .map(sever_core::UnfinishedRequest::try_from)
+                    .collect()
+            }
+
+            async fn get_token(
+                &self,
+                key: &str,
+            ) -> Result<Option<sever_core::CachedSealedToken>, sever_core::StoreError> {
+                use $crate::sql::{rows::*, *};
+                let row = sqlx::query_as::<_, TokenRow>(SELECT_TOKEN)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn put_token(
+                &self,
+                key: &str,
+                token: &sever_core::CachedSealedToken,
+            ) -> Result<(), sever_core::StoreError> {
+                use $crate::sql::{codec::*, *};
+                sqlx::query(UPSERT_TOKEN)
+                    .bind(key)
+                    .bind(token.sealed.key_id.as_str())
+                    .bind(token.sealed.blob.as_slice())
+                    .bind(Ts(token.expires_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(())
+            }
+
+            async fn clear_tokens_not_sealed_with(
+                &self,
+                key_id: &str,
+            ) -> Result<u64, sever_core::StoreError> {
+                use $crate::sql::*;
+                let done = sqlx::query(DELETE_TOKENS_OF_OTHER_KEYS)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&self.target, e))?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;
+
+/// The request path's writes over sqlx, for a backend whose connections
+/// take several writers at once (PostgreSQL): the inherent methods
+/// `insert_request_now`, `claim_request_now`, `claim_next_now`,
+/// `renew_lease_now`, `release_lease_now`, `record_results_now` and
+/// `finish_request_now` that [`impl_sql_store!`]'s `Store` methods call.
+/// SQLite makes the same writes on a thread of its own
+/// (`crate::sqlite_writer`). Needs what [`impl_sql_store!`] needs, plus
+/// `fn writer(&self) -> &sqlx::Pool<$db>` and `CLAIM_NEXT: &str`.
+macro_rules! impl_sqlx_request_writes {
+    ($store:ty, $db:ty) => {
         impl $store {
             /// Record `results` in `tx`: one conditional update of all their
             /// outcomes (on SQLite it takes the write lock before anything is
@@ -356,8 +585,6 @@ macro_rules! impl_sql_store {
                 Ok(written)
             }
 
-            // The request path's writes, run by `Store`'s methods through
-            // `exclusive` (see the backend's).
             async fn insert_request_now(
                 &self,
                 req: &sever_core::NewRequest,
@@ -462,98 +689,7 @@ macro_rules! impl_sql_store {
                 }
                 Ok(())
             }
-        }
-
-        #[async_trait::async_trait]
-        impl sever_core::Store for $store {
-            async fn insert_request(
-                &self,
-                req: &sever_core::NewRequest,
-                audit: &sever_core::admin::AuditEvent,
-            ) -> Result<(), sever_core::StoreError> {
-                let (this, req, audit) = (self.clone(), req.clone(), audit.clone());
-                self.exclusive(async move { this.insert_request_now(&req, &audit).await })
-                    .await
-            }
-
-            async fn get_request(
-                &self,
-                id: sever_core::RequestId,
-            ) -> Result<Option<sever_core::RevocationRequest>, sever_core::StoreError> {
-                use $crate::sql::{codec::*, rows::*, *};
-                let err = |e| map_error(&self.target, e);
-                let mut tx = self.begin_read().await?;
-                let Some(request) = sqlx::query_as::<_, RequestRow>(SELECT_REQUEST)
-                    .bind(DbUuid(id.0))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?
-                else {
-                    return Ok(None);
-                };
-                let results = sqlx::query_as::<_, ResultRow>(SELECT_RESULTS)
-                    .bind(DbUuid(id.0))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                let attempts = sqlx::query_as::<_, AttemptRow>(SELECT_ATTEMPTS)
-                    .bind(DbUuid(id.0))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                tx.commit().await.map_err(err)?;
-                request.into_request(results, attempts).map(Some)
-            }
-
-            async fn list_requests(
-                &self,
-                query: &sever_core::RequestQuery,
-            ) -> Result<Vec<sever_core::RequestSummary>, sever_core::StoreError> {
-                use $crate::sql::{codec::*, rows::*, *};
-                let mut qb = sqlx::QueryBuilder::new(LIST_SELECT);
-                qb.push_bind(FAILED).push(LIST_FROM);
-                if let Some(tenant) = query.tenant_id {
-                    qb.push(" AND r.tenant_id = ").push_bind(DbUuid(tenant.0));
-                }
-                if let Some(status) = query.status {
-                    qb.push(" AND r.status = ").push_bind(status.as_str());
-                }
-                if let Some(username) = &query.username {
-                    qb.push(" AND lower(r.username) = lower(")
-                        .push_bind(username.trim().to_string())
-                        .push(")");
-                }
-                if let Some(before) = query.before {
-                    qb.push(" AND r.id < ").push_bind(DbUuid(before.0));
-                }
-                qb.push(" ORDER BY r.id DESC LIMIT ")
-                    .push_bind(page_size(query.limit));
-                qb.build_query_as::<SummaryRow>()
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?
-                    .into_iter()
-                    .map(sever_core::RequestSummary::try_from)
-                    .collect()
-            }
-
-            async fn claim_request(
-                &self,
-                id: sever_core::RequestId,
-                lease: &sever_core::Lease,
-                now: chrono::DateTime<chrono::Utc>,
-                steal_from: Option<&str>,
-            ) -> Result<bool, sever_core::StoreError> {
-                let (this, lease) = (self.clone(), lease.clone());
-                let steal_from = steal_from.map(str::to_owned);
-                self.exclusive(async move {
-                    this.claim_request_now(id, &lease, now, steal_from.as_deref())
-                        .await
-                })
-                .await
-            }
-
-            async fn claim_next(
+            async fn claim_next_now(
                 &self,
                 lease: &sever_core::Lease,
                 now: chrono::DateTime<chrono::Utc>,
@@ -571,8 +707,7 @@ macro_rules! impl_sql_store {
                     .map_err(|e| map_error(&self.target, e))?;
                 Ok(claimed.map(|id| RequestId(id.0)))
             }
-
-            async fn renew_lease(
+            async fn renew_lease_now(
                 &self,
                 id: sever_core::RequestId,
                 lease: &sever_core::Lease,
@@ -587,8 +722,7 @@ macro_rules! impl_sql_store {
                     .map_err(|e| map_error(&self.target, e))?;
                 Ok(done.rows_affected() == 1)
             }
-
-            async fn release_lease(
+            async fn release_lease_now(
                 &self,
                 id: sever_core::RequestId,
                 owner: &str,
@@ -605,124 +739,11 @@ macro_rules! impl_sql_store {
                     .map_err(|e| map_error(&self.target, e))?;
                 Ok(done.rows_affected() == 1)
             }
-
-            async fn check_ready(&self) -> Result<(), sever_core::StoreError> {
-                use $crate::sql::*;
-                let applied: Vec<i64> = sqlx::query_scalar(APPLIED_MIGRATIONS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                let missing: Vec<i64> = Self::migrator()
-                    .iter()
-                    .filter(|m| !m.migration_type.is_down_migration())
-                    .map(|m| m.version)
-                    .filter(|v| !applied.contains(v))
-                    .collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    Err(sever_core::StoreError::Other(format!(
-                        "{}: migrations not applied: {missing:?}",
-                        self.target
-                    )))
-                }
-            }
-
-            async fn record_result(
-                &self,
-                id: sever_core::RequestId,
-                result: &sever_core::ConnectorResult,
-            ) -> Result<bool, sever_core::StoreError> {
-                let recorded = self
-                    .record_results(id, std::slice::from_ref(result))
-                    .await?;
-                Ok(recorded.first().copied().unwrap_or(false))
-            }
-
-            async fn record_results(
-                &self,
-                id: sever_core::RequestId,
-                results: &[sever_core::ConnectorResult],
-            ) -> Result<Vec<bool>, sever_core::StoreError> {
-                let (this, results) = (self.clone(), results.to_vec());
-                self.exclusive(async move { this.record_results_now(id, &results).await })
-                    .await
-            }
-
-            async fn finish_request(
-                &self,
-                id: sever_core::RequestId,
-                status: sever_core::RequestStatus,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), sever_core::StoreError> {
-                let this = self.clone();
-                self.exclusive(async move { this.finish_request_now(id, status, at).await })
-                    .await
-            }
-
-            async fn unfinished_requests(
-                &self,
-            ) -> Result<Vec<sever_core::UnfinishedRequest>, sever_core::StoreError> {
-                use sever_core::RequestStatus;
-                use $crate::sql::{rows::*, *};
-                sqlx::query_as::<_, UnfinishedRow>(SELECT_UNFINISHED)
-                    .bind(RequestStatus::Queued.as_str())
-                    .bind(RequestStatus::Running.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?
-                    .into_iter()
-                    .map(sever_core::UnfinishedRequest::try_from)
-                    .collect()
-            }
-
-            async fn get_token(
-                &self,
-                key: &str,
-            ) -> Result<Option<sever_core::CachedSealedToken>, sever_core::StoreError> {
-                use $crate::sql::{rows::*, *};
-                let row = sqlx::query_as::<_, TokenRow>(SELECT_TOKEN)
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                Ok(row.map(Into::into))
-            }
-
-            async fn put_token(
-                &self,
-                key: &str,
-                token: &sever_core::CachedSealedToken,
-            ) -> Result<(), sever_core::StoreError> {
-                use $crate::sql::{codec::*, *};
-                sqlx::query(UPSERT_TOKEN)
-                    .bind(key)
-                    .bind(token.sealed.key_id.as_str())
-                    .bind(token.sealed.blob.as_slice())
-                    .bind(Ts(token.expires_at))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                Ok(())
-            }
-
-            async fn clear_tokens_not_sealed_with(
-                &self,
-                key_id: &str,
-            ) -> Result<u64, sever_core::StoreError> {
-                use $crate::sql::*;
-                let done = sqlx::query(DELETE_TOKENS_OF_OTHER_KEYS)
-                    .bind(key_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&self.target, e))?;
-                Ok(done.rows_affected())
-            }
         }
     };
 }
 
-pub(crate) use impl_sql_store;
+pub(crate) use impl_sqlx_request_writes;
 
 #[cfg(test)]
 mod tests {
