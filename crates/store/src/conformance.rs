@@ -625,6 +625,19 @@ pub async fn concurrent_writes_each_get_their_own_answer(store: &dyn Database) {
             (i, Err(e)) => panic!("request {i}: {e}"),
         }
     }
+    // A burst with nothing wrong in it.
+    let clean: Vec<NewRequest> = (0..20)
+        .map(|i| request(t, &unique_user(&format!("clean{i}")), TWO))
+        .collect();
+    let inserts = clean
+        .iter()
+        .map(|r| async move { store.insert_request(r, &request_audit(r)).await });
+    for done in futures::future::join_all(inserts).await {
+        done.unwrap();
+    }
+    for r in &clean {
+        assert_eq!(get(store, r.id).await, pending(r));
+    }
     let owner = lease("replica-a", at(60));
     let claims = reqs
         .iter()
@@ -664,7 +677,7 @@ pub async fn concurrent_writes_each_get_their_own_answer(store: &dyn Database) {
             .all(|x| x.outcome == Some(Outcome::Revoked)));
     }
     let audit = audit_of(store, t).await;
-    assert_eq!(audit.len(), 40, "one audit record per request written");
+    assert_eq!(audit.len(), 60, "one audit record per request written");
     assert!(!audit
         .iter()
         .any(|a| a.event.target.as_deref() == Some("mallory@example.com")));

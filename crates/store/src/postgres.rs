@@ -10,10 +10,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sever_core::StoreError;
+use sever_core::admin::AuditEvent;
+use sever_core::{NewRequest, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::dsn::redact;
 use crate::sql::admin::LOCK_AUDIT_POSTGRES;
@@ -29,7 +31,20 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Names the database in errors: "PostgreSQL at host:port/db", never the password.
     target: String,
+    /// Where new requests queue to be written together (see [`PgStore::insert_batch`]);
+    /// `None` in the batcher's own copy, which writes them.
+    inserts: Option<mpsc::UnboundedSender<QueuedInsert>>,
 }
+
+/// A new request waiting for the insert batcher.
+struct QueuedInsert {
+    req: NewRequest,
+    audit: AuditEvent,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// At most this many new requests share a transaction.
+const MAX_INSERT_BATCH: usize = 256;
 
 impl PgStore {
     /// Connect to `url` (`postgres://` or `postgresql://`) and migrate the
@@ -91,7 +106,163 @@ impl PgStore {
             .await
             .map_err(|e| scrub_error(map_migrate_error(&target, e), url))?;
         tracing::debug!(database = %target, "opened the PostgreSQL store");
-        Ok(Self { pool, target })
+        let writer = Self {
+            pool,
+            target,
+            inserts: None,
+        };
+        let (inserts, queue) = mpsc::unbounded_channel();
+        tokio::spawn(writer.clone().batch_inserts(queue));
+        Ok(Self {
+            inserts: Some(inserts),
+            ..writer
+        })
+    }
+
+    /// A new request, its results and its audit record. Every insert
+    /// appends to the audit chain, whose lock (`LOCK_AUDIT_POSTGRES`) makes
+    /// them one at a time, each holding the lock through its commit; so
+    /// the inserts waiting when the batcher gets to them are written in
+    /// one transaction, one lock and one commit for all of them. A lone
+    /// insert is written at once, as before.
+    async fn insert_request_now(
+        &self,
+        req: &NewRequest,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let Some(inserts) = &self.inserts else {
+            return self.insert_request_one(req, audit).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued = QueuedInsert {
+            req: req.clone(),
+            audit: audit.clone(),
+            reply,
+        };
+        if inserts.send(queued).is_err() {
+            // The runtime that opened the store is gone, and its batcher with it.
+            return self.insert_request_one(req, audit).await;
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "{}: the insert batcher stopped",
+                self.target
+            )))
+        })
+    }
+
+    async fn batch_inserts(self, mut queue: mpsc::UnboundedReceiver<QueuedInsert>) {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_INSERT_BATCH {
+                match queue.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() > 1 && self.insert_batch(&batch).await.is_ok() {
+                for queued in batch {
+                    let _ = queued.reply.send(Ok(()));
+                }
+                continue;
+            }
+            // One insert, or a batch that failed (a duplicate id, say): each
+            // alone, so every caller gets its own answer and nobody else's.
+            for queued in batch {
+                let done = self.insert_request_one(&queued.req, &queued.audit).await;
+                let _ = queued.reply.send(done);
+            }
+        }
+    }
+
+    /// Write `batch` in one transaction: one multi-row insert each of the
+    /// requests, their results and their audit records, chained in order.
+    async fn insert_batch(&self, batch: &[QueuedInsert]) -> Result<(), StoreError> {
+        use crate::sql::admin::{INSERT_AUDITS, SELECT_AUDIT_HEAD};
+        use crate::sql::codec::{DbUuid, JsonText, Ts};
+        use crate::sql::{int, INSERT_REQUESTS, INSERT_RESULTS};
+        use sever_core::admin::{audit_hash, GENESIS_HASH};
+        let err = |e| map_error(&self.target, e);
+        let mut tx = self.begin_write().await?;
+        let mut requests = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_REQUESTS);
+        requests.push_values(batch, |mut b, q| {
+            b.push_bind(DbUuid(q.req.id.0))
+                .push_bind(DbUuid(q.req.tenant_id.0))
+                .push_bind(q.req.username.as_str())
+                .push_bind(q.req.reason.as_str())
+                .push_bind(q.req.channel.as_str())
+                .push_bind(q.req.requested_by.as_str())
+                .push_bind(q.req.status.as_str())
+                .push_bind(Ts(q.req.created_at));
+        });
+        requests.build().execute(&mut *tx).await.map_err(err)?;
+        let results: Vec<_> = batch
+            .iter()
+            .flat_map(|q| {
+                q.req
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, target)| (q.req.id, position, target))
+            })
+            .collect();
+        if !results.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_RESULTS);
+            qb.push_values(results, |mut b, (id, position, (instance, provider))| {
+                b.push_bind(DbUuid(id.0))
+                    .push_bind(instance.as_str())
+                    .push_bind(provider.as_str())
+                    .push_bind(int(position));
+            });
+            qb.build().execute(&mut *tx).await.map_err(err)?;
+        }
+        sqlx::query(LOCK_AUDIT_POSTGRES)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let head: Option<(i64, String)> = sqlx::query_as(SELECT_AUDIT_HEAD)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+        let mut records = Vec::with_capacity(batch.len());
+        for q in batch {
+            let mut event = q.audit.clone();
+            event.at = Ts(event.at).stored();
+            seq += 1;
+            let hash = audit_hash(&prev_hash, seq, &event);
+            let detail = serde_json::to_string(&event.detail)
+                .map_err(|e| StoreError::Other(format!("audit detail is not JSON: {e}")))?;
+            records.push((
+                seq,
+                event,
+                detail,
+                std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            ));
+        }
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_AUDITS);
+        qb.push_values(records, |mut b, (seq, event, detail, prev, hash)| {
+            b.push_bind(seq)
+                .push_bind(DbUuid(event.tenant_id.0))
+                .push_bind(Ts(event.at))
+                .push_bind(event.actor)
+                .push_bind(event.role)
+                .push_bind(event.channel.as_str())
+                .push_bind(event.source)
+                .push_bind(event.client_ip)
+                .push_bind(event.action)
+                .push_bind(event.target)
+                .push_bind(event.reason)
+                .push_bind(event.decision)
+                .push_bind(event.result)
+                .push_bind(event.request_id.map(|id| DbUuid(id.0)))
+                .push_bind(JsonText(detail))
+                .push_bind(prev)
+                .push_bind(hash);
+        });
+        qb.build().execute(&mut *tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)
     }
 
     /// Close every connection.
@@ -205,6 +376,7 @@ mod tests {
         let store = PgStore {
             pool,
             target: describe(&options),
+            inserts: None,
         };
         let shown = format!("{store:?}");
         assert!(shown.contains("db.internal:6543/sever as u"), "{shown}");

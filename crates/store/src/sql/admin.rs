@@ -114,10 +114,20 @@ pub(crate) const SELECT_AUDIT_HEAD: &str =
 /// by every Sever schema of the database.
 pub(crate) const LOCK_AUDIT_POSTGRES: &str = "LOCK TABLE audit_log IN EXCLUSIVE MODE";
 
-pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, tenant_id, at, actor, role, \
-    channel, source, client_ip, action, target, reason, decision, result, request_id, detail, \
-    prev_hash, hash) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+macro_rules! insert_audit {
+    () => {
+        "INSERT INTO audit_log (seq, tenant_id, at, actor, role, channel, source, client_ip, \
+        action, target, reason, decision, result, request_id, detail, prev_hash, hash) "
+    };
+}
+
+pub(crate) const INSERT_AUDIT: &str = concat!(
+    insert_audit!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+);
+
+/// [`INSERT_AUDIT`] for many records: followed by one `VALUES` row each.
+pub(crate) const INSERT_AUDITS: &str = insert_audit!();
 
 /// The audit listing's fixed part; filters, order and limit are appended.
 pub(crate) const AUDIT_SELECT: &str = "SELECT seq, tenant_id, at, actor, role, channel, \

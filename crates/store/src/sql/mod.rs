@@ -33,9 +33,20 @@ pub(crate) const FAILED: &str = "failed";
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
 pub(crate) const MAX_LIMIT: u32 = 1000;
 
-pub(crate) const INSERT_REQUEST: &str = "INSERT INTO revocation_requests \
-    (id, tenant_id, username, reason, channel, requested_by, status, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+macro_rules! insert_requests {
+    () => {
+        "INSERT INTO revocation_requests \
+        (id, tenant_id, username, reason, channel, requested_by, status, created_at) "
+    };
+}
+
+pub(crate) const INSERT_REQUEST: &str = concat!(
+    insert_requests!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
+
+/// [`INSERT_REQUEST`] for many requests: followed by one `VALUES` row each.
+pub(crate) const INSERT_REQUESTS: &str = insert_requests!();
 
 pub(crate) const INSERT_RESULT: &str = "INSERT INTO revocation_results \
     (request_id, instance, provider, position) VALUES ($1, $2, $3, $4)";
@@ -478,7 +489,7 @@ pub(crate) use impl_sql_store;
 
 /// The request path's writes over sqlx, for a backend whose connections
 /// take several writers at once (PostgreSQL): the inherent methods
-/// `insert_request_now`, `claim_request_now`, `claim_next_now`,
+/// `insert_request_one` (the backend's `insert_request_now` batches them), `claim_request_now`, `claim_next_now`,
 /// `renew_lease_now`, `release_lease_now`, `record_results_now` and
 /// `finish_request_now` that [`impl_sql_store!`]'s `Store` methods call.
 /// SQLite makes the same writes on a thread of its own
@@ -585,7 +596,7 @@ macro_rules! impl_sqlx_request_writes {
                 Ok(written)
             }
 
-            async fn insert_request_now(
+            async fn insert_request_one(
                 &self,
                 req: &sever_core::NewRequest,
                 audit: &sever_core::admin::AuditEvent,
