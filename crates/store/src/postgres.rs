@@ -178,10 +178,10 @@ impl PgStore {
     /// Write `batch` in one transaction: one multi-row insert each of the
     /// requests, their results and their audit records, chained in order.
     async fn insert_batch(&self, batch: &[QueuedInsert]) -> Result<(), StoreError> {
-        use crate::sql::admin::{INSERT_AUDITS, SELECT_AUDIT_HEAD};
+        use crate::sql::admin::{chained, INSERT_AUDITS, SELECT_AUDIT_HEAD};
         use crate::sql::codec::{DbUuid, JsonText, Ts};
         use crate::sql::{int, INSERT_REQUESTS, INSERT_RESULTS};
-        use sever_core::admin::{audit_hash, GENESIS_HASH};
+        use sever_core::admin::GENESIS_HASH;
         let err = |e| map_error(&self.target, e);
         let mut tx = self.begin_write().await?;
         let mut requests = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_REQUESTS);
@@ -227,12 +227,8 @@ impl PgStore {
         let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         let mut records = Vec::with_capacity(batch.len());
         for q in batch {
-            let mut event = q.audit.clone();
-            event.at = Ts(event.at).stored();
             seq += 1;
-            let hash = audit_hash(&prev_hash, seq, &event);
-            let detail = serde_json::to_string(&event.detail)
-                .map_err(|e| StoreError::Other(format!("audit detail is not JSON: {e}")))?;
+            let (event, hash, detail) = chained(&prev_hash, seq, &q.audit)?;
             records.push((
                 seq,
                 event,

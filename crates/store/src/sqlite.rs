@@ -160,7 +160,8 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Close every connection (checkpointing the WAL).
+    /// Close the pooled connections (checkpointing the WAL); the writer's
+    /// and the checkpointer's close with the last clone of the store.
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;

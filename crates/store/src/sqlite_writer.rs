@@ -22,11 +22,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
-use sever_core::admin::{audit_hash, AuditEvent, GENESIS_HASH};
+use sever_core::admin::{AuditEvent, GENESIS_HASH};
 use sever_core::{ConnectorResult, Lease, NewRequest, RequestId, RequestStatus, StoreError};
 use tokio::sync::oneshot;
 
-use crate::sql::admin::{INSERT_AUDIT, SELECT_AUDIT_HEAD};
+use crate::sql::admin::{chained, INSERT_AUDIT, SELECT_AUDIT_HEAD};
 use crate::sql::codec::Ts;
 use crate::sql::*;
 
@@ -265,11 +265,7 @@ impl Tx<'_> {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS_HASH.to_string()),
         };
-        let mut event = event.clone();
-        event.at = Ts(event.at).stored();
-        let hash = audit_hash(&prev_hash, seq, &event);
-        let detail = serde_json::to_string(&event.detail)
-            .map_err(|e| StoreError::Other(format!("audit detail is not JSON: {e}")))?;
+        let (event, hash, detail) = chained(&prev_hash, seq, event)?;
         self.execute(
             &numbered(INSERT_AUDIT),
             rusqlite::params![
@@ -433,17 +429,7 @@ impl Tx<'_> {
             }
             written.push(done);
         }
-        let attempts: Vec<_> = results
-            .iter()
-            .zip(&written)
-            .filter(|(_, w)| **w)
-            .flat_map(|(r, _)| {
-                r.attempts
-                    .iter()
-                    .enumerate()
-                    .map(move |(seq, a)| (r.instance.as_str(), seq, a))
-            })
-            .collect();
+        let attempts = written_attempts(results, &written);
         if !attempts.is_empty() {
             let sql = format!("{INSERT_ATTEMPTS} VALUES {}", rows(attempts.len(), 11));
             let mut values: Vec<Value> = Vec::with_capacity(attempts.len() * 11);

@@ -63,9 +63,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_mock(spec: &str) -> Mock {
+/// Prism serving `spec` on a port that was free a moment ago, and a
+/// receiver that gets `()` once Prism says it is listening. Its output is
+/// read to the end, so Prism never blocks on a full pipe.
+fn spawn_prism(spec: &str) -> (Mock, std::sync::mpsc::Receiver<()>) {
+    use std::io::BufRead;
     let port = free_port();
-    let child = Command::new(prism_bin())
+    let mut child = Command::new(prism_bin())
         .args([
             "mock",
             "-h",
@@ -75,25 +79,50 @@ fn start_mock(spec: &str) -> Mock {
             "--errors",
         ])
         .arg(specs_dir().join(spec))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Mock {
+    let stdout = child.stdout.take().unwrap();
+    let (listening, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("Prism is listening on") {
+                let _ = listening.send(());
+            }
+        }
+    });
+    let mock = Mock {
         child,
         base: format!("http://127.0.0.1:{port}"),
-    }
+    };
+    (mock, ready)
 }
 
-async fn wait_ready(mocks: &[&Mock]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for m in mocks {
-        let addr = m.base.trim_start_matches("http://").to_string();
-        while tokio::net::TcpStream::connect(&addr).await.is_err() {
-            assert!(Instant::now() < deadline, "Prism did not start on {addr}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// A Prism mock of each spec, each listening on its own port. Connecting to
+/// the port is not proof: a process of a test running beside this one can
+/// take the port between our pick and Prism's bind, and Prism then exits
+/// (EADDRINUSE) while the port still answers. So each mock must say it is
+/// listening, and one that exits first is started again on another port.
+fn start_mocks<const N: usize>(specs: [&str; N]) -> [Mock; N] {
+    let pending: Vec<_> = specs.iter().map(|s| spawn_prism(s)).collect();
+    let mut mocks = Vec::new();
+    for (spec, (mut mock, mut ready)) in specs.iter().zip(pending) {
+        let mut tries = 1;
+        while let Err(e) = ready.recv_timeout(Duration::from_secs(60)) {
+            assert!(tries < 4, "Prism did not start serving {spec}: {e}");
+            tries += 1;
+            (mock, ready) = spawn_prism(spec);
         }
+        mocks.push(mock);
     }
+    let Ok(mocks) = mocks.try_into() else {
+        unreachable!("one mock per spec")
+    };
+    mocks
 }
 
 /// Lookup, then revoke (the found subject, or `fallback` when the spec's
@@ -186,15 +215,20 @@ async fn list_first_pages(cfg: serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connectors_requests_satisfy_the_vendors_published_api_spec() {
-    let okta = start_mock("okta-management.yaml");
-    let graph = start_mock("graph-users.yaml");
-    let google = start_mock("google-directory.json");
-    let slack = start_mock("slack-web.json");
-    let miro = start_mock("miro.json");
+    let [okta, graph, google, slack, miro] = tokio::task::spawn_blocking(|| {
+        start_mocks([
+            "okta-management.yaml",
+            "graph-users.yaml",
+            "google-directory.json",
+            "slack-web.json",
+            "miro.json",
+        ])
+    })
+    .await
+    .unwrap();
     let sims = Sims::start(Directory::demo(), SimOptions::default())
         .await
         .unwrap();
-    wait_ready(&[&okta, &graph, &google, &slack, &miro]).await;
     let entra_sim = sims.base_url(Provider::Entra);
     let google_sim = sims.base_url(Provider::Google);
 

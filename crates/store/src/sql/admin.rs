@@ -172,6 +172,22 @@ pub(crate) fn map_write_error(
     map_error(target, err)
 }
 
+/// `event` as the audit record numbered `seq` after the one hashed
+/// `prev_hash` stores it: `at` cut to microseconds, its hash, and its detail
+/// as JSON text. Every appender (one at a time, or a batch in order) uses it.
+pub(crate) fn chained(
+    prev_hash: &str,
+    seq: i64,
+    event: &sever_core::admin::AuditEvent,
+) -> Result<(sever_core::admin::AuditEvent, String, String), StoreError> {
+    let mut event = event.clone();
+    event.at = super::codec::Ts(event.at).stored();
+    let hash = sever_core::admin::audit_hash(prev_hash, seq, &event);
+    let detail = serde_json::to_string(&event.detail)
+        .map_err(|e| StoreError::Other(format!("audit detail is not JSON: {e}")))?;
+    Ok((event, hash, detail))
+}
+
 /// Implements `sever_core::admin::AdminStore`, plus the inherent
 /// `append_audit_in` that `impl_sql_store!`'s `insert_request` uses, for a
 /// type with `pool`, `target`, the inherent `begin_write()` (a transaction
@@ -191,7 +207,7 @@ macro_rules! impl_sql_admin_store {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 event: &sever_core::admin::AuditEvent,
             ) -> Result<sever_core::admin::AuditRecord, sever_core::StoreError> {
-                use sever_core::admin::{audit_hash, AuditRecord, GENESIS_HASH};
+                use sever_core::admin::{AuditRecord, GENESIS_HASH};
                 use $crate::sql::{admin::*, codec::*, map_error};
                 let err = |e| map_error(&self.target, e);
                 if let Some(lock) = Self::LOCK_AUDIT {
@@ -205,12 +221,7 @@ macro_rules! impl_sql_admin_store {
                     Some((seq, hash)) => (seq + 1, hash),
                     None => (1, GENESIS_HASH.to_string()),
                 };
-                let mut event = event.clone();
-                event.at = Ts(event.at).stored();
-                let hash = audit_hash(&prev_hash, seq, &event);
-                let detail = serde_json::to_string(&event.detail).map_err(|e| {
-                    sever_core::StoreError::Other(format!("audit detail is not JSON: {e}"))
-                })?;
+                let (event, hash, detail) = chained(&prev_hash, seq, event)?;
                 sqlx::query(INSERT_AUDIT)
                     .bind(seq)
                     .bind(DbUuid(event.tenant_id.0))

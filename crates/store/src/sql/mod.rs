@@ -173,6 +173,26 @@ pub(crate) fn int(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 
+/// The attempts of the results `written` (the rest had an outcome already),
+/// each with its 0-based place in its connector's list: the rows of
+/// [`INSERT_ATTEMPTS`].
+pub(crate) fn written_attempts<'a>(
+    results: &'a [sever_core::ConnectorResult],
+    written: &[bool],
+) -> Vec<(&'a str, usize, &'a sever_core::Attempt)> {
+    results
+        .iter()
+        .zip(written)
+        .filter(|(_, w)| **w)
+        .flat_map(|(r, _)| {
+            r.attempts
+                .iter()
+                .enumerate()
+                .map(move |(seq, a)| (r.instance.as_str(), seq, a))
+        })
+        .collect()
+}
+
 /// Map a driver error to the domain's. `target` names the database (host
 /// and database, or file path) and never carries a password.
 pub(crate) fn map_error(target: &str, err: sqlx::Error) -> StoreError {
@@ -565,17 +585,7 @@ macro_rules! impl_sqlx_request_writes {
                     }
                     written.push(done);
                 }
-                let attempts: Vec<_> = results
-                    .iter()
-                    .zip(&written)
-                    .filter(|(_, w)| **w)
-                    .flat_map(|(r, _)| {
-                        r.attempts
-                            .iter()
-                            .enumerate()
-                            .map(move |(seq, a)| (r.instance.as_str(), seq, a))
-                    })
-                    .collect();
+                let attempts = written_attempts(results, &written);
                 if !attempts.is_empty() {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_ATTEMPTS);
                     qb.push_values(attempts, |mut b, (instance, seq, a)| {
